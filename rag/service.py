@@ -1,0 +1,89 @@
+"""`build_service(settings)`: the one place where the parts are built and wired together."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from rag.answer import Answerer
+from rag.answer.extractive import ExtractiveAnswerer
+from rag.chunking import Chunker
+from rag.config import Settings
+from rag.embedding import Embedder, SentenceTransformerEmbedder
+from rag.errors import InvalidInput
+from rag.indexer import Indexer
+from rag.retrieval import Retriever
+from rag.store import Store
+from rag.types import Answer, Article, Filters, IngestFailure, IngestReport, Passage
+
+
+@dataclass
+class Service:
+    """What the HTTP API and the CLI call; every use case is one method."""
+
+    settings: Settings
+    embedder: Embedder
+    store: Store
+    indexer: Indexer
+    retriever: Retriever
+    answerer: Answerer
+
+    def ask(self, question: str, top_k: int | None = None, filters: Filters = Filters()) -> Answer:
+        question = self._check_question(question)
+        passages = self.retriever.search(question, top_k or self.settings.top_k, filters)
+        return self.answerer.answer(question, passages)
+
+    def search(self, query: str, top_k: int | None = None, filters: Filters = Filters()) -> list[Passage]:
+        return self.retriever.search(self._check_question(query), top_k or self.settings.top_k, filters)
+
+    def ingest(self, items: Iterable[Article | IngestFailure], lock_timeout: float | None = None) -> IngestReport:
+        return self.indexer.add(items, lock_timeout=lock_timeout)
+
+    def delete(self, article_id: str, lock_timeout: float | None = None) -> None:
+        self.indexer.delete(article_id, lock_timeout=lock_timeout)
+
+    def article(self, article_id: str) -> Article:
+        return self.store.docstore.get_article(article_id)
+
+    def health(self) -> dict:
+        indexes = self.store.indexes()
+        articles, chunks = self.store.docstore.counts()
+        return {
+            "status": "ok" if self.store.load_problem is None else "degraded",
+            "articles": articles,
+            "chunks": chunks,
+            "model": self.embedder.name,
+            "dimension": self.embedder.dimension,
+            "index_generation": indexes.generation,
+            "index_problem": self.store.load_problem,
+        }
+
+    def _check_question(self, question: str) -> str:
+        question = question.strip()
+        if not question:
+            raise InvalidInput("question must not be empty")
+        if len(question) > self.settings.max_question_chars:
+            raise InvalidInput(
+                f"question is {len(question)} characters, over the {self.settings.max_question_chars} limit"
+            )
+        return question
+
+    def close(self) -> None:
+        self.store.close()
+
+
+def build_service(settings: Settings, embedder: Embedder | None = None) -> Service:
+    """Load the model (unless one is passed in, e.g. shared by tests) and open the index."""
+    embedder = embedder or SentenceTransformerEmbedder(
+        settings.embedding_model, settings.embedding_path, settings.embed_batch_size
+    )
+    store = Store(settings.index_dir, embedder.name, embedder.dimension)
+    chunker = Chunker(budget=settings.chunk_tokens, overlap=settings.chunk_overlap_tokens)
+    return Service(
+        settings=settings,
+        embedder=embedder,
+        store=store,
+        indexer=Indexer(chunker, embedder, store),
+        retriever=Retriever(store, embedder, settings.candidates, settings.rrf_k),
+        answerer=ExtractiveAnswerer(embedder),
+    )

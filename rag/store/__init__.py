@@ -1,0 +1,240 @@
+"""The store: SQLite docstore (truth) plus FAISS and BM25 (derived), persisted under one folder.
+
+Layout of `index_dir`:
+    docstore.sqlite          articles, chunks (with vectors), sentences; `generation` bumps per write
+    derived/gen-<G>/         vectors.faiss, bm25/ — the derived indexes for docstore generation G
+    manifest.json            which derived folder is current, its generation, model, dimension and
+                             the sha256 of every file; replaced atomically (write, fsync, rename)
+    writer.lock              flock held by the one writer (a thread of `rag serve` or `rag ingest`)
+
+Readers use immutable `Indexes` snapshots; a writer builds the next snapshot beside the current one
+and swaps it in, so a reader never sees a half-written index. Derived files that are missing,
+corrupt, or for another generation are never used: the indexes are rebuilt from the docstore.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import json
+import logging
+import os
+import shutil
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from rag.errors import RagError
+from rag.store.docstore import ChunkRow, Docstore
+from rag.store.keywords import KeywordIndex
+from rag.store.vectors import VectorIndex
+
+__all__ = ["ChunkRow", "Docstore", "Indexes", "Store", "WriterBusy"]
+
+log = logging.getLogger(__name__)
+
+
+class WriterBusy(RagError):
+    """Another writer (an ingest run, another request) holds the index; retry later (HTTP 503)."""
+
+
+@dataclass(frozen=True)
+class Indexes:
+    """One consistent, never-mutated view of the derived indexes at a docstore generation."""
+
+    generation: int
+    vectors: VectorIndex
+    keywords: KeywordIndex
+
+
+class Store:
+    MANIFEST = "manifest.json"
+
+    def __init__(self, index_dir: Path, model: str, dimension: int) -> None:
+        self.index_dir = index_dir
+        self.model = model
+        self.dimension = dimension
+        index_dir.mkdir(parents=True, exist_ok=True)
+        self.docstore = Docstore(index_dir / "docstore.sqlite")
+        self.docstore.bind_model(model, dimension)
+        self._thread_lock = threading.Lock()
+        self._refresh_lock = threading.Lock()
+        self.load_problem: str | None = None  # why the persisted indexes were not used, for /health
+        self._indexes = self._open()
+
+    # -- reading -------------------------------------------------------------------------------
+    def indexes(self) -> Indexes:
+        """The current snapshot, caught up first if the docstore has moved on and no writer is
+        busy (a busy writer publishes its own snapshot when it finishes; until then the old one
+        stays consistent, as rows deleted since are dropped when passages are hydrated)."""
+        current = self._indexes
+        if self.docstore.generation() == current.generation:
+            return current
+        try:
+            with self.writer(timeout=0), self._refresh_lock:
+                if self.docstore.generation() != self._indexes.generation:
+                    self._indexes = self._caught_up(self._indexes, persist=True)
+        except WriterBusy:
+            pass
+        return self._indexes
+
+    # -- writing -------------------------------------------------------------------------------
+    @contextmanager
+    def writer(self, timeout: float | None = None) -> Iterator[None]:
+        """Hold the single-writer lock (threads of this process, and other processes).
+        Raises WriterBusy if it is not free within `timeout` seconds (None waits for ever)."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        if not self._thread_lock.acquire(timeout=-1 if timeout is None else timeout):
+            raise WriterBusy("another write to this index is in progress; retry shortly")
+        try:
+            with open(self.index_dir / "writer.lock", "a") as handle:
+                while True:
+                    try:
+                        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                        break
+                    except BlockingIOError:
+                        if deadline is not None and time.monotonic() > deadline:
+                            raise WriterBusy(
+                                "another process (an ingest run?) is writing to this index; retry shortly"
+                            ) from None
+                        time.sleep(0.05)
+                try:
+                    yield
+                finally:
+                    fcntl.flock(handle, fcntl.LOCK_UN)
+        finally:
+            self._thread_lock.release()
+
+    def publish(self) -> Indexes:
+        """Bring the derived indexes up to the docstore, persist them, and make them current.
+        Call while holding `writer()`."""
+        with self._refresh_lock:
+            self._indexes = self._synced(self._indexes)
+            self._persist(self._indexes)
+            return self._indexes
+
+    # -- internals -----------------------------------------------------------------------------
+    def _open(self) -> Indexes:
+        empty = Indexes(-1, VectorIndex.empty(self.dimension), KeywordIndex.build(np.zeros(0), []))
+        try:
+            with self.writer(timeout=0):
+                return self._caught_up(empty, persist=True)
+        except WriterBusy:  # an ingest run is writing: catch up in memory, it will persist
+            return self._caught_up(empty, persist=False)
+
+    def _caught_up(self, base: Indexes, persist: bool) -> Indexes:
+        """The persisted indexes if they match the docstore, else `base` (or the persisted
+        indexes, if newer) brought up to the docstore."""
+        try:
+            persisted = self._load_persisted()
+        except (OSError, ValueError, KeyError, RuntimeError) as error:
+            self.load_problem = f"persisted index not used ({error}); rebuilt from the docstore"
+            log.warning(self.load_problem)
+            persisted = None
+        generation = self.docstore.generation()
+        if persisted is not None and persisted.generation == generation:
+            return persisted
+        if persisted is not None:
+            self.load_problem = (
+                f"persisted index was at generation {persisted.generation}, the docstore at "
+                f"{generation}; caught up from the docstore"
+            )
+            log.warning(self.load_problem)
+            if persisted.generation > base.generation:
+                base = persisted
+        indexes = self._synced(base)
+        if persist:
+            self._persist(indexes)
+        return indexes
+
+    def _load_persisted(self) -> Indexes | None:
+        manifest_path = self.index_dir / self.MANIFEST
+        if not manifest_path.exists():
+            return None
+        manifest = json.loads(manifest_path.read_text())
+        if manifest["embedding_model"] != self.model or manifest["dimension"] != self.dimension:
+            raise ValueError(f"manifest is for {manifest['embedding_model']} ({manifest['dimension']} dims)")
+        folder = self.index_dir / manifest["folder"]
+        for name, digest in manifest["files"].items():
+            if _sha256(folder / name) != digest:
+                raise ValueError(f"{folder / name} does not match its checksum (corrupt or truncated)")
+        return Indexes(
+            generation=int(manifest["generation"]),
+            vectors=VectorIndex.load(folder / "vectors.faiss", self.dimension),
+            keywords=KeywordIndex.load(folder / "bm25"),
+        )
+
+    def _synced(self, base: Indexes) -> Indexes:
+        """`base` brought up to the docstore: vectors by difference of ids (no re-embedding, the
+        vectors are in the docstore), BM25 rebuilt. The generation is read first, so the content is
+        at least that new and a later change is caught by the next check."""
+        generation = self.docstore.generation()
+        rowids, texts = self.docstore.rowids_and_texts()
+        have = base.vectors.ids()
+        remove = np.setdiff1d(have, rowids, assume_unique=True)
+        add = np.setdiff1d(rowids, have, assume_unique=True)
+        vectors = base.vectors.synced(remove, add, self.docstore.vectors_for(add)) if len(remove) or len(add) \
+            else base.vectors
+        keywords = base.keywords if np.array_equal(base.keywords.rowids, rowids) else KeywordIndex.build(rowids, texts)
+        return Indexes(generation, vectors, keywords)
+
+    def _persist(self, indexes: Indexes) -> None:
+        """Write the derived files into a new folder, then switch the manifest to it atomically."""
+        name = f"derived/gen-{indexes.generation:09d}"
+        folder = self.index_dir / name
+        if folder.exists():
+            shutil.rmtree(folder)
+        folder.mkdir(parents=True)
+        indexes.vectors.save(folder / "vectors.faiss")
+        indexes.keywords.save(folder / "bm25")
+        files = {str(p.relative_to(folder)): _sha256(p) for p in sorted(folder.rglob("*")) if p.is_file()}
+        for path in files:
+            _fsync(folder / path)
+        manifest = {
+            "generation": indexes.generation,
+            "embedding_model": self.model,
+            "dimension": self.dimension,
+            "chunks": len(indexes.vectors),
+            "folder": name,
+            "files": files,
+        }
+        _atomic_write(self.index_dir / self.MANIFEST, json.dumps(manifest, indent=1).encode())
+        # Keep the previous folder: a reader in another process may be loading it right now.
+        for old in sorted((self.index_dir / "derived").glob("gen-*"))[:-2]:
+            shutil.rmtree(old, ignore_errors=True)
+
+    def close(self) -> None:
+        self.docstore.close()
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _fsync(path: Path) -> None:
+    with open(path, "rb") as handle:
+        os.fsync(handle.fileno())
+
+
+def _atomic_write(path: Path, data: bytes) -> None:
+    """Write a temporary file, fsync it, rename it over the target, fsync the folder."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    with open(tmp, "wb") as handle:
+        handle.write(data)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(tmp, path)
+    directory = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(directory)
+    finally:
+        os.close(directory)

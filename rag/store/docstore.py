@@ -1,0 +1,324 @@
+"""SQLite docstore: the source of truth for articles, chunks, sentences and chunk vectors.
+
+Every write is one transaction that also bumps `generation`, so a crash leaves either the old or
+the new state, and the derived indexes (FAISS, BM25) can always be rebuilt from here. Chunk rowids
+are AUTOINCREMENT, never reused: a stale vector id can only point at nothing, never at a newer
+chunk. Vectors live here too so that rebuilding FAISS never needs the embedding model.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime, time, timedelta
+from pathlib import Path
+
+import numpy as np
+
+from rag.errors import ArticleNotFound, IndexMismatch
+from rag.types import Article, Chunk, Filters, Span
+
+SCHEMA_VERSION = 1
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS articles (
+    id TEXT PRIMARY KEY,
+    title TEXT NOT NULL,
+    text TEXT NOT NULL,
+    source TEXT,
+    url TEXT,
+    published_at TEXT,          -- ISO 8601, UTC, so that string order is time order
+    category TEXT,
+    content_hash TEXT NOT NULL,
+    origin TEXT NOT NULL,
+    ingested_at TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS articles_category ON articles(category);
+CREATE INDEX IF NOT EXISTS articles_source ON articles(source);
+CREATE INDEX IF NOT EXISTS articles_published ON articles(published_at);
+CREATE TABLE IF NOT EXISTS chunks (
+    rowid INTEGER PRIMARY KEY AUTOINCREMENT,   -- the FAISS / BM25 id
+    id TEXT NOT NULL UNIQUE,                   -- "{article_id}:{n}", stable across rebuilds
+    article_id TEXT NOT NULL REFERENCES articles(id) ON DELETE CASCADE,
+    n INTEGER NOT NULL,
+    start INTEGER NOT NULL,
+    end INTEGER NOT NULL,
+    text TEXT NOT NULL,
+    text_hash TEXT NOT NULL,                   -- embedding cache key
+    vector BLOB NOT NULL                       -- float32, L2-normalised
+);
+CREATE INDEX IF NOT EXISTS chunks_article ON chunks(article_id);
+CREATE INDEX IF NOT EXISTS chunks_text_hash ON chunks(text_hash);
+CREATE TABLE IF NOT EXISTS sentences (
+    article_id TEXT NOT NULL REFERENCES articles(id) ON DELETE CASCADE,
+    start INTEGER NOT NULL,
+    end INTEGER NOT NULL,
+    PRIMARY KEY (article_id, start)
+) WITHOUT ROWID;
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class ChunkRow:
+    """A chunk as hydrated for retrieval, with its article's metadata."""
+
+    rowid: int
+    chunk_id: str
+    article_id: str
+    title: str
+    text: str
+    start: int
+    end: int
+    sentences: tuple[Span, ...]
+    source: str | None
+    url: str | None
+    published_at: datetime | None
+    category: str | None
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.astimezone(UTC).isoformat() if value else None
+
+
+def _parse_iso(value: str | None) -> datetime | None:
+    return datetime.fromisoformat(value) if value else None
+
+
+class Docstore:
+    """The SQLite file. Thread-safe: each thread gets its own connection (WAL lets readers run
+    beside one writer, in this process or another)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._local = threading.local()
+        with self._transaction() as db:
+            db.executescript(_SCHEMA)
+            db.execute("INSERT OR IGNORE INTO meta VALUES ('generation', '0')")
+            db.execute("INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
+
+    # -- connections ---------------------------------------------------------------------------
+    def _db(self) -> sqlite3.Connection:
+        db = getattr(self._local, "db", None)
+        if db is None:
+            db = sqlite3.connect(self.path, timeout=30, isolation_level=None, check_same_thread=False)
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=FULL")  # an acknowledged write survives power loss
+            db.execute("PRAGMA foreign_keys=ON")
+            self._local.db = db
+        return db
+
+    @contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        db = self._db()
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            yield db
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        db.execute("COMMIT")
+
+    @contextmanager
+    def _snapshot(self) -> Iterator[sqlite3.Connection]:
+        """A read transaction: several queries see one consistent state."""
+        db = self._db()
+        db.execute("BEGIN")
+        try:
+            yield db
+        finally:
+            db.execute("COMMIT")
+
+    # -- meta ----------------------------------------------------------------------------------
+    def generation(self) -> int:
+        return int(self._db().execute("SELECT value FROM meta WHERE key='generation'").fetchone()[0])
+
+    def bind_model(self, model: str, dimension: int) -> None:
+        """Record the embedding model on first use; refuse a docstore embedded by another model."""
+        with self._transaction() as db:
+            rows = dict(db.execute("SELECT key, value FROM meta WHERE key IN ('embedding_model', 'dimension')"))
+            if not rows:
+                db.execute("INSERT INTO meta VALUES ('embedding_model', ?), ('dimension', ?)", (model, str(dimension)))
+                return
+        if rows.get("embedding_model") != model or int(rows.get("dimension", -1)) != dimension:
+            raise IndexMismatch(
+                f"the index at {self.path.parent} was built with embedding model "
+                f"{rows.get('embedding_model')!r} ({rows.get('dimension')} dimensions), but this service "
+                f"embeds with {model!r} ({dimension} dimensions); use another RAG_INDEX_DIR or re-ingest "
+                f"the articles into a fresh one"
+            )
+
+    # -- reads ---------------------------------------------------------------------------------
+    def counts(self) -> tuple[int, int]:
+        with self._snapshot() as db:
+            articles = db.execute("SELECT count(*) FROM articles").fetchone()[0]
+            chunks = db.execute("SELECT count(*) FROM chunks").fetchone()[0]
+        return articles, chunks
+
+    def content_hashes(self, article_ids: Sequence[str]) -> dict[str, str]:
+        out: dict[str, str] = {}
+        db = self._db()
+        for batch in _batches(article_ids, 500):
+            marks = ",".join("?" * len(batch))
+            out.update(db.execute(f"SELECT id, content_hash FROM articles WHERE id IN ({marks})", batch))
+        return out
+
+    def cached_vectors(self, text_hashes: Sequence[str]) -> dict[str, np.ndarray]:
+        """Vectors already computed for chunk texts with these hashes (the embedding cache)."""
+        out: dict[str, np.ndarray] = {}
+        db = self._db()
+        for batch in _batches(sorted(set(text_hashes)), 500):
+            marks = ",".join("?" * len(batch))
+            for text_hash, blob in db.execute(
+                f"SELECT text_hash, vector FROM chunks WHERE text_hash IN ({marks})", batch
+            ):
+                out[text_hash] = np.frombuffer(blob, dtype=np.float32)
+        return out
+
+    def get_article(self, article_id: str) -> Article:
+        row = self._db().execute(
+            "SELECT id, title, text, source, url, published_at, category, origin FROM articles WHERE id=?",
+            (article_id,),
+        ).fetchone()
+        if row is None:
+            raise ArticleNotFound(article_id)
+        return Article(
+            id=row[0], title=row[1], text=row[2], source=row[3], url=row[4],
+            published_at=_parse_iso(row[5]), category=row[6], origin=row[7],
+        )
+
+    def chunk_ids_of(self, article_id: str) -> list[str]:
+        return [r[0] for r in self._db().execute(
+            "SELECT id FROM chunks WHERE article_id=? ORDER BY n", (article_id,))]
+
+    def all_vectors(self) -> tuple[np.ndarray, np.ndarray]:
+        """(rowids, vectors) of every chunk, for rebuilding FAISS."""
+        rows = self._db().execute("SELECT rowid, vector FROM chunks ORDER BY rowid").fetchall()
+        if not rows:
+            return np.zeros(0, dtype=np.int64), np.zeros((0, 0), dtype=np.float32)
+        ids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
+        vectors = np.vstack([np.frombuffer(r[1], dtype=np.float32) for r in rows])
+        return ids, vectors
+
+    def vectors_for(self, rowids: np.ndarray) -> np.ndarray:
+        out = []
+        db = self._db()
+        for batch in _batches([int(i) for i in rowids], 500):
+            marks = ",".join("?" * len(batch))
+            found = dict(db.execute(f"SELECT rowid, vector FROM chunks WHERE rowid IN ({marks})", batch))
+            out.extend(np.frombuffer(found[i], dtype=np.float32) for i in batch if i in found)
+        return np.vstack(out) if out else np.zeros((0, 0), dtype=np.float32)
+
+    def rowids_and_texts(self) -> tuple[np.ndarray, list[str]]:
+        """Every chunk's rowid and text, in rowid order, for rebuilding BM25 (title included, as
+        a headline's words are often the question's)."""
+        rows = self._db().execute(
+            "SELECT c.rowid, a.title || '\n' || c.text FROM chunks c JOIN articles a ON a.id = c.article_id "
+            "ORDER BY c.rowid"
+        ).fetchall()
+        return np.array([r[0] for r in rows], dtype=np.int64), [r[1] for r in rows]
+
+    def rowids_matching(self, filters: Filters) -> np.ndarray:
+        """Chunk rowids whose article passes the filters."""
+        where, params = [], []
+        if filters.category:
+            where.append("a.category = ?")
+            params.append(filters.category)
+        if filters.source:
+            where.append("a.source = ?")
+            params.append(filters.source)
+        if filters.since:
+            where.append("a.published_at >= ?")
+            params.append(_iso(datetime.combine(filters.since, time.min, UTC)))
+        if filters.until:
+            where.append("a.published_at < ?")
+            params.append(_iso(datetime.combine(filters.until + timedelta(days=1), time.min, UTC)))
+        sql = "SELECT c.rowid FROM chunks c JOIN articles a ON a.id = c.article_id"
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        return np.array([r[0] for r in self._db().execute(sql, params)], dtype=np.int64)
+
+    def hydrate(self, rowids: Sequence[int]) -> dict[int, ChunkRow]:
+        """Chunks by rowid, with article metadata and sentences, read in one transaction. Rowids
+        that no longer exist (deleted or replaced since the index was built) are simply absent."""
+        if not rowids:
+            return {}
+        marks = ",".join("?" * len(rowids))
+        with self._snapshot() as db:
+            rows = db.execute(
+                "SELECT c.rowid, c.id, c.article_id, a.title, c.text, c.start, c.end, a.source, a.url, "
+                f"a.published_at, a.category FROM chunks c JOIN articles a ON a.id = c.article_id "
+                f"WHERE c.rowid IN ({marks})",
+                list(rowids),
+            ).fetchall()
+            sentences: dict[int, tuple[Span, ...]] = {}
+            for row in rows:
+                sentences[row[0]] = tuple(
+                    Span(s, e) for s, e in db.execute(
+                        "SELECT start, end FROM sentences WHERE article_id=? AND start>=? AND end<=? "
+                        "ORDER BY start",
+                        (row[2], row[5], row[6]),
+                    )
+                )
+        return {
+            r[0]: ChunkRow(
+                rowid=r[0], chunk_id=r[1], article_id=r[2], title=r[3], text=r[4], start=r[5], end=r[6],
+                sentences=sentences[r[0]], source=r[7], url=r[8], published_at=_parse_iso(r[9]),
+                category=r[10],
+            )
+            for r in rows
+        }
+
+    # -- writes --------------------------------------------------------------------------------
+    def put(self, items: Iterable[tuple[Article, Sequence[Chunk], Sequence[str], np.ndarray]]) -> int:
+        """Insert or replace articles with their chunks (text hashes and vectors aligned with them)
+        in one transaction. A replaced article loses all its old chunks: none stays retrievable."""
+        now = datetime.now(UTC).isoformat()
+        with self._transaction() as db:
+            for article, chunks, text_hashes, vectors in items:
+                db.execute("DELETE FROM articles WHERE id=?", (article.id,))  # cascades
+                db.execute(
+                    "INSERT INTO articles VALUES (?,?,?,?,?,?,?,?,?,?)",
+                    (article.id, article.title, article.text, article.source, article.url,
+                     _iso(article.published_at), article.category, article.content_hash,
+                     article.origin, now),
+                )
+                db.executemany(
+                    "INSERT INTO chunks (id, article_id, n, start, end, text, text_hash, vector) "
+                    "VALUES (?,?,?,?,?,?,?,?)",
+                    [
+                        (c.id, article.id, c.n, c.start, c.end, c.text, h,
+                         np.ascontiguousarray(v, dtype=np.float32).tobytes())
+                        for c, h, v in zip(chunks, text_hashes, vectors, strict=True)
+                    ],
+                )
+                spans = sorted({(s.start, s.end) for c in chunks for s in c.sentences})
+                db.executemany("INSERT INTO sentences VALUES (?,?,?)", [(article.id, s, e) for s, e in spans])
+            return self._bump(db)
+
+    def delete(self, article_id: str) -> int:
+        with self._transaction() as db:
+            if db.execute("DELETE FROM articles WHERE id=?", (article_id,)).rowcount == 0:
+                raise ArticleNotFound(article_id)
+            return self._bump(db)
+
+    @staticmethod
+    def _bump(db: sqlite3.Connection) -> int:
+        db.execute("UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key='generation'")
+        return int(db.execute("SELECT value FROM meta WHERE key='generation'").fetchone()[0])
+
+    def close(self) -> None:
+        db = getattr(self._local, "db", None)
+        if db is not None:
+            db.close()
+            self._local.db = None
+
+
+def _batches(items: Sequence, size: int) -> Iterator[list]:
+    items = list(items)
+    for i in range(0, len(items), size):
+        yield items[i : i + size]
+

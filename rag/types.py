@@ -1,0 +1,145 @@
+"""The frozen records that flow between stages: ingest → chunk → store → retrieve → answer."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from datetime import date, datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Article:
+    """A cleaned article. `text` is the text every offset and quote refers to."""
+
+    id: str
+    title: str
+    text: str
+    source: str | None = None
+    url: str | None = None
+    published_at: datetime | None = None
+    category: str | None = None
+    origin: str = ""  # where it was read from (file path, request item); for messages only
+
+    @property
+    def content_hash(self) -> str:
+        """Hash of everything stored about the article: equal hashes mean nothing to re-ingest."""
+        fields = [self.title, self.text, self.source, self.url, self.category,
+                  self.published_at.isoformat() if self.published_at else None]
+        return hashlib.sha256(json.dumps(fields, ensure_ascii=False).encode()).hexdigest()
+
+
+@dataclass(frozen=True, slots=True)
+class IngestFailure:
+    """An item that could not be read or stored; `origin` names the file (and line) or request item."""
+
+    origin: str
+    reason: str
+
+    def __str__(self) -> str:
+        return f"{self.origin}: {self.reason}"
+
+
+@dataclass(frozen=True, slots=True)
+class Span:
+    """Character offsets [start, end) into an article's text."""
+
+    start: int
+    end: int
+
+
+@dataclass(frozen=True, slots=True)
+class Chunk:
+    """A run of whole sentences of one article that fits the embedding window."""
+
+    article_id: str
+    n: int
+    start: int
+    end: int
+    text: str  # == article.text[start:end]
+    sentences: tuple[Span, ...]  # article offsets of the sentences inside this chunk
+
+    @property
+    def id(self) -> str:
+        return chunk_id(self.article_id, self.n)
+
+
+def chunk_id(article_id: str, n: int) -> str:
+    """Stable chunk ids, so that citations survive a rebuild of the derived indexes."""
+    return f"{article_id}:{n}"
+
+
+@dataclass(frozen=True, slots=True)
+class Filters:
+    """Metadata filters; `since` and `until` are inclusive dates."""
+
+    category: str | None = None
+    source: str | None = None
+    since: date | None = None
+    until: date | None = None
+
+    @property
+    def empty(self) -> bool:
+        return not (self.category or self.source or self.since or self.until)
+
+
+@dataclass(frozen=True, slots=True)
+class Passage:
+    """A retrieved chunk with its article's metadata and its fused score."""
+
+    chunk_id: str
+    article_id: str
+    title: str
+    text: str
+    start: int
+    end: int
+    sentences: tuple[Span, ...]
+    score: float
+    source: str | None = None
+    url: str | None = None
+    published_at: datetime | None = None
+    category: str | None = None
+    scores: dict[str, float] = field(default_factory=dict)  # per retriever, for explanations
+
+    def quote(self, span: Span) -> str:
+        """The article text at `span`, which must lie inside this passage."""
+        return self.text[span.start - self.start : span.end - self.start]
+
+
+@dataclass(frozen=True, slots=True)
+class Citation:
+    """A numbered pointer from an answer to the verbatim article text supporting it."""
+
+    n: int
+    article_id: str
+    title: str
+    chunk_id: str
+    quote: str  # == article.text[start:end]
+    start: int
+    end: int
+    score: float
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    """An answer whose [n] markers match `citations`; `abstained` when the articles lack it."""
+
+    text: str
+    abstained: bool
+    backend: str
+    citations: tuple[Citation, ...] = ()
+    fallback_reason: str | None = None
+
+
+@dataclass(slots=True)
+class IngestReport:
+    """What one ingest run did, item by item."""
+
+    ingested: list[str] = field(default_factory=list)
+    unchanged: list[str] = field(default_factory=list)
+    failed: list[IngestFailure] = field(default_factory=list)
+    deleted: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.failed

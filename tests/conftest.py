@@ -1,0 +1,104 @@
+"""Shared fixtures: the real model (loaded once), real indexes in temporary folders, and a real
+uvicorn server on a free loopback port."""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")  # the model must come from the installed package
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+import shutil
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import httpx
+import pytest
+import uvicorn
+
+from rag.config import Settings
+from rag.embedding import SentenceTransformerEmbedder
+from rag.service import Service, build_service
+
+ROOT = Path(__file__).resolve().parent.parent
+SHARED = ROOT.parent / "shared"
+BBC = SHARED / "corpora" / "bbc"
+SEEDS = ROOT / "seeds"
+SEED_ARTICLE = SEEDS / "000_2a7d998d117598b4.txt"
+
+# A fixed BBC subset: the first files of each category, enough for retrieval to have distractors.
+BBC_SUBSET = [BBC / cat / f"{n:03d}.txt" for cat in ("business", "entertainment", "politics", "sport", "tech")
+              for n in range(1, 13)]
+
+
+@pytest.fixture(scope="session")
+def embedder() -> SentenceTransformerEmbedder:
+    return SentenceTransformerEmbedder(Settings().embedding_model)
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    return Settings(index_dir=tmp_path / "index")
+
+
+@pytest.fixture
+def service(settings: Settings, embedder) -> Iterator[Service]:
+    svc = build_service(settings, embedder)
+    yield svc
+    svc.close()
+
+
+def ingest_paths(service: Service, paths) -> None:
+    from rag.ingest import read_file
+
+    report = service.ingest(item for p in paths for item in read_file(p, max_bytes=5_000_000))
+    assert not report.failed, report.failed
+
+
+@pytest.fixture(scope="session")
+def bbc_index_dir(tmp_path_factory, embedder) -> Path:
+    """An index of the seed and the BBC subset, built once; tests copy it before changing it."""
+    folder = tmp_path_factory.mktemp("bbc") / "index"
+    svc = build_service(Settings(index_dir=folder), embedder)
+    ingest_paths(svc, [SEED_ARTICLE, *BBC_SUBSET])
+    svc.close()
+    return folder
+
+
+@pytest.fixture
+def bbc_service(bbc_index_dir: Path, tmp_path: Path, embedder) -> Iterator[Service]:
+    folder = tmp_path / "index"
+    shutil.copytree(bbc_index_dir, folder)
+    svc = build_service(Settings(index_dir=folder), embedder)
+    yield svc
+    svc.close()
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@contextmanager
+def live_server(app) -> Iterator[httpx.Client]:
+    """Serve `app` with uvicorn on 127.0.0.1 in a thread; stops when the block ends."""
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        if time.monotonic() > deadline or not thread.is_alive():
+            raise RuntimeError("uvicorn did not start")
+        time.sleep(0.02)
+    try:
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=60) as client:
+            yield client
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
