@@ -17,6 +17,7 @@ from pathlib import Path
 
 from rag.types import Article, Chunk, Span
 
+
 def _static_dir() -> Path:
     """llama-index-core ships tiktoken's cl100k_base and NLTK's punkt: no download needed."""
     import llama_index.core

@@ -31,6 +31,9 @@ class SentenceTransformerEmbedder:
 
     def __init__(self, name: str, path: Path | None = None, batch_size: int = 32) -> None:
         from sentence_transformers import SentenceTransformer
+        from transformers.utils import logging as transformers_logging
+
+        transformers_logging.disable_progress_bar()  # "Loading weights" bars are noise in a CLI
 
         folder = path or bundled_model_path()
         if not (folder / "config.json").exists():

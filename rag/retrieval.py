@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from rag.embedding import Embedder
 from rag.errors import InvalidInput
 from rag.store import Store
-from rag.types import Filters, Passage
+from rag.types import NO_FILTERS, Filters, Passage
 
 
 def reciprocal_rank_fusion(rankings: Sequence[Sequence[int]], k: int = 60) -> list[tuple[int, float]]:
@@ -29,7 +29,7 @@ class Retriever:
     candidates: int = 50
     rrf_k: int = 60
 
-    def search(self, query: str, top_k: int = 5, filters: Filters = Filters()) -> list[Passage]:
+    def search(self, query: str, top_k: int = 5, filters: Filters = NO_FILTERS) -> list[Passage]:
         if not query.strip():
             raise InvalidInput("query must not be empty")
         if top_k < 1:

@@ -14,7 +14,7 @@ from rag.errors import InvalidInput
 from rag.indexer import Indexer
 from rag.retrieval import Retriever
 from rag.store import Store
-from rag.types import Answer, Article, Filters, IngestFailure, IngestReport, Passage
+from rag.types import NO_FILTERS, Answer, Article, Filters, IngestFailure, IngestReport, Passage
 
 
 @dataclass
@@ -28,12 +28,12 @@ class Service:
     retriever: Retriever
     answerer: Answerer
 
-    def ask(self, question: str, top_k: int | None = None, filters: Filters = Filters()) -> Answer:
+    def ask(self, question: str, top_k: int | None = None, filters: Filters = NO_FILTERS) -> Answer:
         question = self._check_question(question)
         passages = self.retriever.search(question, top_k or self.settings.top_k, filters)
         return self.answerer.answer(question, passages)
 
-    def search(self, query: str, top_k: int | None = None, filters: Filters = Filters()) -> list[Passage]:
+    def search(self, query: str, top_k: int | None = None, filters: Filters = NO_FILTERS) -> list[Passage]:
         return self.retriever.search(self._check_question(query), top_k or self.settings.top_k, filters)
 
     def ingest(self, items: Iterable[Article | IngestFailure], lock_timeout: float | None = None) -> IngestReport:

@@ -83,6 +83,9 @@ class Filters:
         return not (self.category or self.source or self.since or self.until)
 
 
+NO_FILTERS = Filters()
+
+
 @dataclass(frozen=True, slots=True)
 class Passage:
     """A retrieved chunk with its article's metadata and its fused score."""

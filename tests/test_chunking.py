@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import itertools
+
 import pytest
 
 from rag.chunking import Chunker, split_sentences
@@ -31,9 +33,9 @@ def test_consecutive_chunks_overlap_and_cover_the_text():
     assert len(chunks) >= 3
     assert chunks[0].start == 0
     assert chunks[-1].end == len(article.text.rstrip())
-    overlapping = sum(1 for a, b in zip(chunks, chunks[1:]) if b.start < a.end)
+    overlapping = sum(1 for a, b in itertools.pairwise(chunks) if b.start < a.end)
     assert overlapping >= 1
-    for a, b in zip(chunks, chunks[1:]):
+    for a, b in itertools.pairwise(chunks):
         assert b.start <= a.end + 2  # no text skipped between chunks
 
 

@@ -97,12 +97,16 @@ class ExtractiveAnswerer:
         best: tuple[float, str] | None = None
         for start, end in candidate_spans(sentence, kind):
             text = sentence[start:end]
-            span_words = set(words(text))
-            if span_words and span_words <= asked:
+            span_words = words(text)
+            if kind in ("number", "date"):  # "how many people" → "32,070 people": units may echo
+                span_words = [w for w in span_words if any(ch.isdigit() for ch in w)] or span_words
+            echoed = sum(w in asked for w in span_words) / max(1, len(span_words))
+            if echoed == 1:
                 continue  # the question's own words are not its answer
-            distance = min((abs(a - start) for a in anchors), default=0)
-            if best is None or distance < best[0]:
-                best = (distance, text)
+            # Near the question's words, and not repeating them (in characters, as distance is).
+            cost = min((min(abs(a - start), abs(a - end)) for a in anchors), default=0) + 100 * echoed
+            if best is None or cost < best[0]:
+                best = (cost, text)
         return best[1] if best else None
 
     def _abstain(self, message: str) -> Answer:

@@ -5,15 +5,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-STOPWORDS = frozenset("""
-a about above after again against all am an and any are as at be because been before being below
-between both but by can could did do does doing down during each few for from further had has have
-having he her here hers herself him himself his how i if in into is it its itself just me more most
-my myself no nor not now of off on once only or other our ours ourselves out over own same she should
-so some such than that the their theirs them themselves then there these they this those through to
-too under until up very was we were what when where which while who whom whose why will with would
-you your yours yourself yourselves also did does said says say tell told according
-""".split())
+STOPWORDS = frozenset(["a", "about", "above", "after", "again", "against", "all", "am", "an", "and", "any", "are", "as", "at", "be", "because", "been", "before", "being", "below", "between", "both", "but", "by", "can", "could", "did", "do", "does", "doing", "down", "during", "each", "few", "for", "from", "further", "had", "has", "have", "having", "he", "her", "here", "hers", "herself", "him", "himself", "his", "how", "i", "if", "in", "into", "is", "it", "its", "itself", "just", "me", "more", "most", "my", "myself", "no", "nor", "not", "now", "of", "off", "on", "once", "only", "or", "other", "our", "ours", "ourselves", "out", "over", "own", "same", "she", "should", "so", "some", "such", "than", "that", "the", "their", "theirs", "them", "themselves", "then", "there", "these", "they", "this", "those", "through", "to", "too", "under", "until", "up", "very", "was", "we", "were", "what", "when", "where", "which", "while", "who", "whom", "whose", "why", "will", "with", "would", "you", "your", "yours", "yourself", "yourselves", "also", "did", "does", "said", "says", "say", "tell", "told", "according"])
 
 _WORD = re.compile(r"[A-Za-z0-9][A-Za-z0-9'’.-]*[A-Za-z0-9]|[A-Za-z0-9]")
 
@@ -69,13 +61,12 @@ def content_terms(text: str) -> list[str]:
     """Lower-cased words minus stopwords, in order, without repeats."""
     seen: dict[str, None] = {}
     for w in words(text):
-        if w not in STOPWORDS and len(w) > 1:
+        if w not in STOPWORDS and (len(w) > 1 or w.isdigit()):
             seen.setdefault(w, None)
     return list(seen)
 
 
-_QUESTION_OPENERS = frozenset("what who whom whose when where which why how is are was were do does did "
-                              "can could will would should has have had in on at according".split())
+_QUESTION_OPENERS = frozenset(["what", "who", "whom", "whose", "when", "where", "which", "why", "how", "is", "are", "was", "were", "do", "does", "did", "can", "could", "will", "would", "should", "has", "have", "had", "in", "on", "at", "according"])
 
 
 def key_terms(question: str) -> list[str]:
@@ -88,9 +79,7 @@ def key_terms(question: str) -> list[str]:
         bare = token.strip(".'’")
         if i == 0 and bare.lower() in _QUESTION_OPENERS:
             continue
-        if bare[:1].isupper() and bare.lower() not in STOPWORDS and bare.lower() not in _QUESTION_OPENERS:
-            terms.append(bare.lower())
-        elif any(ch.isdigit() for ch in bare):
+        if bare[:1].isupper() and bare.lower() not in STOPWORDS and bare.lower() not in _QUESTION_OPENERS or any(ch.isdigit() for ch in bare):
             terms.append(bare.lower())
     terms.extend(q.lower() for q in re.findall(r"[\"“]([^\"”]{2,60})[\"”]", question))
     return list(dict.fromkeys(terms))

@@ -13,7 +13,14 @@ from fastapi.responses import JSONResponse
 from rag.api.limits import BodySizeLimit
 from rag.api.routes import router
 from rag.config import Settings
-from rag.errors import ArticleNotFound, IndexMismatch, IndexNotReady, InvalidInput, RagError, TooLarge
+from rag.errors import (
+    ArticleNotFound,
+    IndexMismatch,
+    IndexNotReady,
+    InvalidInput,
+    RagError,
+    TooLarge,
+)
 from rag.service import Service, build_service
 from rag.store import WriterBusy
 

@@ -95,8 +95,8 @@ class Docstore:
     def __init__(self, path: Path) -> None:
         self.path = path
         self._local = threading.local()
+        self._db().executescript(_SCHEMA)  # executescript commits on its own: not in a transaction
         with self._transaction() as db:
-            db.executescript(_SCHEMA)
             db.execute("INSERT OR IGNORE INTO meta VALUES ('generation', '0')")
             db.execute("INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
 

@@ -1,0 +1,98 @@
+"""JSON records (from .json/.jsonl files and from POST /articles) → Article, validated field by field."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+from rag.errors import InvalidInput
+from rag.ingest.cleaning import fallback_title, normalize_text, one_line
+from rag.ingest.html import html_to_text
+from rag.ingest.ids import id_from_content, id_from_url, type_name, validate_article_id
+from rag.types import Article
+
+FIELDS = ("id", "title", "text", "html", "source", "url", "published_at", "category")
+
+
+def article_from_record(
+    record: Mapping[str, Any], *, origin: str, default_id: str | None = None
+) -> Article:
+    """A record → Article; raises InvalidInput naming the field.
+
+    Fields: `text` or `html` (exactly one), and optionally `id`, `title`, `source`, `url`,
+    `published_at` (ISO 8601), `category`; others are ignored. Without an `id` the article's id
+    comes from `url`, else `default_id` (readers pass one derived from the file and line), else
+    the content, so re-sending the same record never makes a second article.
+    """
+    if not isinstance(record, Mapping):
+        raise InvalidInput(f"expected a JSON object, got {type_name(record)}")
+    text_field, html_field = _string(record, "text"), _string(record, "html")
+    if text_field is not None and html_field is not None:
+        raise InvalidInput("text, html: give one of them, not both")
+    if text_field is None and html_field is None:
+        raise InvalidInput("text: missing (give the article as text or as html)")
+    if html_field is not None:
+        page_title, text = html_to_text(html_field)
+        field = "html"
+    else:
+        page_title, text = None, normalize_text(text_field or "")
+        field = "text"
+    if not text:
+        raise InvalidInput(f"{field}: no article text after cleaning")
+
+    title = one_line(_string(record, "title") or "") or page_title or fallback_title(text)
+    url = _optional(record, "url")
+    if "id" in record and record["id"] is not None:
+        article_id = validate_article_id(record["id"])
+    elif url:
+        article_id = id_from_url(url)
+    else:
+        article_id = default_id or id_from_content(title, text)
+    category = _optional(record, "category")
+    return Article(
+        id=article_id,
+        title=title,
+        text=text,
+        source=_optional(record, "source"),
+        url=url,
+        published_at=parse_published_at(record.get("published_at")),
+        category=category.lower() if category else None,
+        origin=origin,
+    )
+
+
+def parse_published_at(value: object) -> datetime | None:
+    """`2024-03-22`, `2024-03-22T10:00:00Z` or with an offset → aware UTC datetime; naive
+    values are taken as UTC; empty → None."""
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str):
+        raise InvalidInput(f"published_at: expected an ISO 8601 string, got {type_name(value)}")
+    text = value.strip()
+    try:
+        # Python 3.11's fromisoformat reads the ISO 8601 forms, including `Z` and plain dates.
+        parsed = datetime.fromisoformat(text)
+    except ValueError:
+        raise InvalidInput(
+            f"published_at: {value!r} is not an ISO 8601 date or datetime "
+            "(e.g. 2024-03-22 or 2024-03-22T10:00:00Z)"
+        ) from None
+    if parsed.tzinfo is None:
+        return parsed.replace(tzinfo=UTC)
+    return parsed.astimezone(UTC)
+
+
+def _string(record: Mapping[str, Any], field: str) -> str | None:
+    value = record.get(field)
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise InvalidInput(f"{field}: expected a string, got {type_name(value)}")
+    return value
+
+
+def _optional(record: Mapping[str, Any], field: str) -> str | None:
+    """A metadata string, stripped; empty means absent."""
+    value = _string(record, field)
+    return one_line(value) or None if value is not None else None

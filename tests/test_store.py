@@ -1,0 +1,120 @@
+"""The store on its own: real SQLite, real FAISS and BM25 files, vectors made up (no model needed)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from rag.chunking import Chunker
+from rag.errors import ArticleNotFound, IndexMismatch
+from rag.indexer import text_hash
+from rag.store import Store, WriterBusy
+from rag.types import Article
+
+DIM = 8
+
+
+def _put(store: Store, article: Article, seed: int = 0) -> list:
+    chunks = Chunker(budget=40, overlap=8).chunk(article)
+    rng = np.random.default_rng(seed)
+    vectors = rng.normal(size=(len(chunks), DIM)).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    with store.writer():
+        store.docstore.put([(article, chunks, [text_hash(c.text) for c in chunks], vectors)])
+        store.publish()
+    return chunks
+
+
+def _article(i: int, words: str = "") -> Article:
+    body = " ".join(f"Sentence {j} about topic{i} {words} mentions item{j}." for j in range(12))
+    return Article(id=f"a{i}", title=f"Title {i}", text=body, category="news" if i % 2 else "sport")
+
+
+def _ids(store: Store) -> set[int]:
+    return set(store.indexes().vectors.ids().tolist())
+
+
+def _docstore_ids(store: Store) -> set[int]:
+    return set(store.docstore.all_vectors()[0].tolist())
+
+
+def test_put_replace_delete_leave_no_stale_ids(tmp_path):
+    store = Store(tmp_path, "m", DIM)
+    _put(store, _article(1))
+    _put(store, _article(2))
+    before = _ids(store)
+    assert before == _docstore_ids(store) and len(before) > 4
+    assert set(store.indexes().keywords.rowids.tolist()) == before
+
+    _put(store, _article(1, words="changed"), seed=1)  # an edit replaces every chunk of a1
+    after = _ids(store)
+    assert after == _docstore_ids(store)
+    old_a1 = before - after
+    assert old_a1 and not (old_a1 & after)
+    hits = {r for r, _ in store.indexes().keywords.search("changed", 50)}
+    assert hits and hits <= after
+
+    with store.writer():
+        store.docstore.delete("a2")
+        store.publish()
+    assert _ids(store) == _docstore_ids(store)
+    assert store.docstore.hydrate(sorted(before)).keys() <= _ids(store)
+    with pytest.raises(ArticleNotFound):
+        store.docstore.get_article("a2")
+    assert store.indexes().keywords.search("topic2", 10) == []
+
+
+def test_restart_loads_the_persisted_index(tmp_path):
+    store = Store(tmp_path, "m", DIM)
+    _put(store, _article(1))
+    generation, ids = store.indexes().generation, _ids(store)
+    store.close()
+    again = Store(tmp_path, "m", DIM)
+    assert again.load_problem is None
+    assert again.indexes().generation == generation
+    assert _ids(again) == ids
+
+
+def test_corrupt_index_file_is_detected_and_rebuilt(tmp_path):
+    store = Store(tmp_path, "m", DIM)
+    _put(store, _article(1))
+    ids = _ids(store)
+    store.close()
+    faiss_file = max(tmp_path.glob("derived/gen-*/vectors.faiss"))  # the current one
+    faiss_file.write_bytes(faiss_file.read_bytes()[:100])  # truncated
+    again = Store(tmp_path, "m", DIM)
+    assert "checksum" in again.load_problem
+    assert _ids(again) == ids
+
+
+def test_index_behind_the_docstore_is_caught_up(tmp_path):
+    """A writer that died after committing articles but before publishing the indexes."""
+    store = Store(tmp_path, "m", DIM)
+    _put(store, _article(1))
+    chunks = Chunker(budget=40, overlap=8).chunk(_article(2))
+    with store.writer():
+        store.docstore.put([(_article(2), chunks, [text_hash(c.text) for c in chunks],
+                             np.ones((len(chunks), DIM), dtype=np.float32) / np.sqrt(DIM))])
+    store.close()
+    again = Store(tmp_path, "m", DIM)
+    assert "generation" in again.load_problem
+    assert _ids(again) == _docstore_ids(again)
+    assert again.indexes().generation == again.docstore.generation()
+
+
+def test_another_model_is_refused_with_a_clear_error(tmp_path):
+    Store(tmp_path, "model-a", DIM).close()
+    with pytest.raises(IndexMismatch, match="model-a"):
+        Store(tmp_path, "model-b", DIM)
+    with pytest.raises(IndexMismatch, match="dimensions"):
+        Store(tmp_path, "model-a", DIM * 2)
+
+
+def test_one_writer_at_a_time_and_readers_follow_other_writers(tmp_path):
+    writer = Store(tmp_path, "m", DIM)
+    reader = Store(tmp_path, "m", DIM)  # as a server would, in another process
+    with writer.writer(), pytest.raises(WriterBusy), reader.writer(timeout=0.2):
+        pass
+    _put(writer, _article(3))
+    assert _ids(reader) == _ids(writer) != set()
+    assert reader.load_problem is None  # followed the writer's published files, no rebuild needed
