@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+import threading
 import time
+from pathlib import Path
 
 import pytest
 
@@ -228,3 +232,40 @@ def test_an_index_of_another_model_is_refused_and_reported(tmp_path):
         assert health.json()["status"] == "failed" and "some-other-model" in health.json()["error"]
         response = http.post("/ask", json={"question": "Anything?"})
         assert response.status_code == 503 and "some-other-model" in response.json()["detail"]
+
+
+def test_server_keeps_answering_while_another_process_ingests(bbc_service, tmp_path):
+    """`rag ingest` writing the index the server reads: every request succeeds meanwhile, and
+    the server answers from the new articles once the writer is done."""
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    for i in range(20):
+        (docs / f"{i:03d}.jsonl").write_text(
+            f'{{"id": "late-{i}", "title": "Quellan dispatch {i}", '
+            f'"text": "The Quellan observatory recorded {1000 + i} comets in survey {i}, its director said."}}\n')
+    (docs / "000.jsonl").write_text(
+        '{"id": "late-0", "title": "Quellan observatory head named", '
+        '"text": "Mira Oskarsdottir was named director of the Quellan observatory on Tuesday."}\n')
+    rag = str(Path(sys.executable).parent / "rag")
+    statuses: list[int] = []
+    with live_server(create_app(bbc_service.settings, bbc_service)) as http:
+        writer = subprocess.Popen([rag, "--index-dir", str(bbc_service.settings.index_dir), "ingest", str(docs)],
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                  stdin=subprocess.DEVNULL)
+        stop = threading.Event()
+
+        def ask_repeatedly() -> None:
+            while not stop.is_set():
+                statuses.append(http.post("/ask", json={"question": KNOWN[0][0]}).status_code)
+
+        asker = threading.Thread(target=ask_repeatedly)
+        asker.start()
+        out, err = writer.communicate(timeout=300)
+        stop.set()
+        asker.join()
+        assert writer.returncode == 0, err
+        assert "ingested 20" in out
+        assert statuses and set(statuses) == {200}
+        assert http.get("/health").json()["articles"] == 81
+        body = http.post("/ask", json={"question": "Who was named director of the Quellan observatory?"}).json()
+        assert "Mira Oskarsdottir" in body["answer"] and body["citations"][0]["article_id"] == "late-0"
