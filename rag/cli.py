@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import sys
 from collections.abc import Iterator
 from datetime import date
@@ -10,9 +9,10 @@ from pathlib import Path
 
 import click
 
+from rag.api.schemas import AskResponse, IngestResponse, SearchResponse, SearchResult
 from rag.config import Settings
 from rag.errors import RagError
-from rag.types import Answer, Article, Filters, IngestFailure, Passage
+from rag.types import Answer, Article, Filters, IngestFailure
 
 
 def _settings(ctx: click.Context) -> Settings:
@@ -94,8 +94,7 @@ def ingest(ctx: click.Context, paths: tuple[Path, ...], as_json: bool) -> None:
     finally:
         bar.close()
     if as_json:
-        click.echo(json.dumps({"ingested": report.ingested, "unchanged": report.unchanged,
-                               "failed": [{"origin": f.origin, "reason": f.reason} for f in report.failed]}))
+        click.echo(IngestResponse.of(report).model_dump_json())
     else:
         for failure in report.failed:
             click.echo(f"failed: {failure}", err=True)
@@ -127,7 +126,7 @@ def ask(ctx: click.Context, question: str, as_json: bool, top_k: int | None, **f
         answer = _service(ctx).ask(question, top_k, Filters(**filters))
     except RagError as error:
         raise click.ClickException(str(error)) from error
-    click.echo(json.dumps(_answer_json(answer), indent=2) if as_json else _answer_text(answer))
+    click.echo(AskResponse.of(answer).model_dump_json(indent=2) if as_json else _answer_text(answer))
 
 
 @main.command()
@@ -141,7 +140,8 @@ def search(ctx: click.Context, query: str, as_json: bool, top_k: int | None, **f
     except RagError as error:
         raise click.ClickException(str(error)) from error
     if as_json:
-        click.echo(json.dumps({"results": [_passage_json(p) for p in passages]}, indent=2))
+        response = SearchResponse(results=[SearchResult.of(p) for p in passages])
+        click.echo(response.model_dump_json(indent=2))
         return
     for i, p in enumerate(passages, 1):
         click.echo(f"{i}. {p.title}  [{p.chunk_id}]  score {p.score:.4f}")
@@ -165,16 +165,6 @@ def serve(ctx: click.Context, host: str | None, port: int | None) -> None:
                 log_level="info")
 
 
-def _answer_json(answer: Answer) -> dict:
-    return {
-        "answer": answer.text, "abstained": answer.abstained, "backend": answer.backend,
-        "citations": [{"n": c.n, "article_id": c.article_id, "title": c.title, "chunk_id": c.chunk_id,
-                       "quote": c.quote, "start": c.start, "end": c.end, "score": c.score}
-                      for c in answer.citations],
-        "fallback_reason": answer.fallback_reason,
-    }
-
-
 def _answer_text(answer: Answer) -> str:
     lines = [answer.text]
     if answer.citations:
@@ -182,9 +172,3 @@ def _answer_text(answer: Answer) -> str:
         lines.extend(f"[{c.n}] {c.title} ({c.article_id}): “{c.quote}”" for c in answer.citations)
     return "\n".join(lines)
 
-
-def _passage_json(p: Passage) -> dict:
-    return {"article_id": p.article_id, "chunk_id": p.chunk_id, "title": p.title, "text": p.text,
-            "score": p.score, "start": p.start, "end": p.end, "source": p.source, "url": p.url,
-            "published_at": p.published_at.isoformat() if p.published_at else None,
-            "category": p.category, "scores": p.scores}

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from rag.embedding import Embedder
 from rag.errors import InvalidInput
@@ -46,19 +46,15 @@ class Retriever:
         rows = self.store.docstore.hydrate([rowid for rowid, _ in fused])
         passages = []
         for rowid, score in fused:
-            row = rows.get(rowid)
-            if row is None:
+            passage = rows.get(rowid)
+            if passage is None:
                 continue
             scores = {"rrf": score}
             if rowid in cosine:
                 scores["dense"] = cosine[rowid]
             if rowid in bm25:
                 scores["bm25"] = bm25[rowid]
-            passages.append(Passage(
-                chunk_id=row.chunk_id, article_id=row.article_id, title=row.title, text=row.text,
-                start=row.start, end=row.end, sentences=row.sentences, score=score, source=row.source,
-                url=row.url, published_at=row.published_at, category=row.category, scores=scores,
-            ))
+            passages.append(replace(passage, score=score, scores=scores))
             if len(passages) == top_k:
                 break
         return passages

@@ -30,11 +30,11 @@ from pathlib import Path
 import numpy as np
 
 from rag.errors import RagError
-from rag.store.docstore import ChunkRow, Docstore
+from rag.store.docstore import Docstore
 from rag.store.keywords import KeywordIndex
 from rag.store.vectors import VectorIndex
 
-__all__ = ["ChunkRow", "Docstore", "Indexes", "Store", "WriterBusy"]
+__all__ = ["Docstore", "Indexes", "Store", "WriterBusy"]
 
 log = logging.getLogger(__name__)
 

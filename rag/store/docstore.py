@@ -12,14 +12,13 @@ import sqlite3
 import threading
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
 from datetime import UTC, datetime, time, timedelta
 from pathlib import Path
 
 import numpy as np
 
 from rag.errors import ArticleNotFound, IndexMismatch
-from rag.types import Article, Chunk, Filters, Span
+from rag.types import Article, Chunk, Filters, Passage, Span
 
 SCHEMA_VERSION = 1
 
@@ -60,24 +59,6 @@ CREATE TABLE IF NOT EXISTS sentences (
     PRIMARY KEY (article_id, start)
 ) WITHOUT ROWID;
 """
-
-
-@dataclass(frozen=True, slots=True)
-class ChunkRow:
-    """A chunk as hydrated for retrieval, with its article's metadata."""
-
-    rowid: int
-    chunk_id: str
-    article_id: str
-    title: str
-    text: str
-    start: int
-    end: int
-    sentences: tuple[Span, ...]
-    source: str | None
-    url: str | None
-    published_at: datetime | None
-    category: str | None
 
 
 def _iso(value: datetime | None) -> str | None:
@@ -241,8 +222,9 @@ class Docstore:
             sql += " WHERE " + " AND ".join(where)
         return np.array([r[0] for r in self._db().execute(sql, params)], dtype=np.int64)
 
-    def hydrate(self, rowids: Sequence[int]) -> dict[int, ChunkRow]:
-        """Chunks by rowid, with article metadata and sentences, read in one transaction. Rowids
+    def hydrate(self, rowids: Sequence[int]) -> dict[int, Passage]:
+        """Chunks by rowid as passages (score 0) with article metadata and sentences, read in one
+        transaction. Rowids
         that no longer exist (deleted or replaced since the index was built) are simply absent."""
         if not rowids:
             return {}
@@ -264,10 +246,10 @@ class Docstore:
                     )
                 )
         return {
-            r[0]: ChunkRow(
-                rowid=r[0], chunk_id=r[1], article_id=r[2], title=r[3], text=r[4], start=r[5], end=r[6],
-                sentences=sentences[r[0]], source=r[7], url=r[8], published_at=_parse_iso(r[9]),
-                category=r[10],
+            r[0]: Passage(
+                chunk_id=r[1], article_id=r[2], title=r[3], text=r[4], start=r[5], end=r[6],
+                sentences=sentences[r[0]], score=0.0, source=r[7], url=r[8],
+                published_at=_parse_iso(r[9]), category=r[10],
             )
             for r in rows
         }
