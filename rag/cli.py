@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sys
 from collections.abc import Iterator
 from datetime import date
@@ -163,6 +164,58 @@ def serve(ctx: click.Context, host: str | None, port: int | None) -> None:
     app = create_app(settings, service)
     uvicorn.run(app, host=host or settings.host, port=port if port is not None else settings.port,
                 log_level="info")
+
+
+@main.group(name="eval")
+def eval_group() -> None:
+    """Measure answer quality."""
+
+
+@eval_group.command()
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--distractors", type=click.Path(exists=True, file_okay=False, path_type=Path),
+              help="A folder of articles indexed beside the SQuAD ones")
+@click.option("--articles", help="Only these SQuAD articles (comma-separated titles)")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object")
+@click.pass_context
+def squad(ctx: click.Context, file: Path, distractors: Path | None, articles: str | None, as_json: bool) -> None:
+    """Official SQuAD 2.0 metrics, retrieval recall and citation accuracy on a throwaway index."""
+    import tempfile
+
+    from tqdm import tqdm
+
+    from rag.eval.runner import distractor_items, evaluate, load_squad
+    from rag.service import build_service
+
+    squad_articles, questions = load_squad(file)
+    if articles:
+        keep = {t.strip() for t in articles.split(",")}
+        unknown = keep - {q.article for q in questions}
+        if unknown:
+            raise click.BadParameter(f"not in {file.name}: {', '.join(sorted(unknown))}", param_hint="--articles")
+        squad_articles = [a for a in squad_articles if a.origin.endswith(tuple(f"({t})" for t in keep))]
+        questions = [q for q in questions if q.article in keep]
+    settings = _settings(ctx)
+    with tempfile.TemporaryDirectory(prefix="rag-eval-") as folder:
+        service = build_service(settings.model_copy(update={"index_dir": Path(folder)}))
+        try:
+            click.echo(f"indexing {len(squad_articles)} SQuAD articles"
+                       + (f" and the articles under {distractors}" if distractors else ""), err=True)
+            report = service.ingest(squad_articles)
+            if distractors:
+                report = service.ingest(distractor_items(distractors, settings.max_article_bytes))
+                for failure in report.failed:
+                    click.echo(f"distractor skipped: {failure}", err=True)
+            click.echo(f"asking {len(questions)} questions", err=True)
+            with tqdm(total=len(questions), unit="q", file=sys.stderr, disable=not sys.stderr.isatty()) as bar:
+                scores, _ = evaluate(service, questions, bar.update)
+        finally:
+            service.close()
+    if as_json:
+        click.echo(json.dumps(scores))
+        return
+    for key, value in scores.items():
+        click.echo(f"{key:<26} {value:.2f}" if isinstance(value, float) else f"{key:<26} {value}")
 
 
 def _answer_text(answer: Answer) -> str:

@@ -132,6 +132,7 @@ class Answer:
     backend: str
     citations: tuple[Citation, ...] = ()
     fallback_reason: str | None = None
+    closest: Citation | None = None  # when abstaining: the nearest sentence found, not a claim
 
 
 @dataclass(slots=True)

@@ -47,24 +47,24 @@ class ExtractiveAnswerer:
             return self._abstain("The retrieved passages hold no sentences to answer from.")
         scored = self._score(question, candidates)
         best = scored[0]
-        missing = self._missing_key_terms(question, best.candidate.passage)
-        if missing:
-            return self._abstain(
-                f"The articles do not mention {', '.join(repr(m) for m in missing)} in connection with this; "
-                f"the closest article is “{best.candidate.passage.title}”."
-            )
-        if best.cosine < self.min_cosine or best.overlap < self.min_overlap:
-            return self._abstain(
-                f"The articles do not appear to answer this; the closest article is "
-                f"“{best.candidate.passage.title}”."
-            )
         candidate = best.candidate
-        span_text = self._span(question, candidate.text) or candidate.text
         citation = Citation(
             n=1, article_id=candidate.passage.article_id, title=candidate.passage.title,
             chunk_id=candidate.passage.chunk_id, quote=candidate.text, start=candidate.span.start,
             end=candidate.span.end, score=round(best.score, 4),
         )
+        missing = self._missing_key_terms(question, candidate.passage)
+        if missing:
+            return self._abstain(
+                f"The articles do not mention {', '.join(repr(m) for m in missing)} in connection with this; "
+                f"the closest article is “{candidate.passage.title}”.", citation,
+            )
+        if best.cosine < self.min_cosine or best.overlap < self.min_overlap:
+            return self._abstain(
+                f"The articles do not appear to answer this; the closest article is “{candidate.passage.title}”.",
+                citation,
+            )
+        span_text = self._span(question, candidate.text) or candidate.text
         return Answer(text=f"{span_text} [1]", abstained=False, backend=self.backend, citations=(citation,))
 
     def _score(self, question: str, candidates: list[Candidate]) -> list[Scored]:
@@ -109,8 +109,8 @@ class ExtractiveAnswerer:
                 best = (cost, text)
         return best[1] if best else None
 
-    def _abstain(self, message: str) -> Answer:
-        return Answer(text=message, abstained=True, backend=self.backend)
+    def _abstain(self, message: str, closest: Citation | None = None) -> Answer:
+        return Answer(text=message, abstained=True, backend=self.backend, closest=closest)
 
 
 def _sentences(passages: list[Passage]) -> list[Candidate]:

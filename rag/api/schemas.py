@@ -77,12 +77,15 @@ class AskResponse(BaseModel):
     backend: str
     citations: list[CitationModel]
     fallback_reason: str | None = None
+    closest: CitationModel | None = Field(
+        None, description="When abstaining: the nearest passage found, shown for orientation, not as support")
 
     @classmethod
     def of(cls, answer: Answer) -> AskResponse:
         return cls(answer=answer.text, abstained=answer.abstained, backend=answer.backend,
                    citations=[CitationModel.of(c) for c in answer.citations],
-                   fallback_reason=answer.fallback_reason)
+                   fallback_reason=answer.fallback_reason,
+                   closest=CitationModel.of(answer.closest) if answer.closest else None)
 
 
 class SearchResult(BaseModel):
