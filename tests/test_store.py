@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -62,6 +64,20 @@ def test_put_replace_delete_leave_no_stale_ids(tmp_path):
     with pytest.raises(ArticleNotFound):
         store.docstore.get_article("a2")
     assert store.indexes().keywords.search("topic2", 10) == []
+
+
+def test_check_agrees_after_writes_and_names_a_disagreement(tmp_path):
+    store = Store(tmp_path, "m", DIM)
+    _put(store, _article(1))
+    _put(store, _article(2))
+    report = store.check()
+    assert report.ok and report.articles == 2 and report.chunks == report.vectors == report.keyword_docs > 2
+    # A derived index that lost a vector (as a torn write could leave it) is named, not hidden.
+    indexes = store.indexes()
+    dropped = indexes.vectors.ids()[:1]
+    store._indexes = dataclasses.replace(indexes, vectors=indexes.vectors.synced(dropped, dropped[:0], None))
+    report = store.check()
+    assert not report.ok and report.problems == ("FAISS lacks 1 chunks of the docstore",)
 
 
 def test_restart_loads_the_persisted_index(tmp_path):

@@ -34,7 +34,7 @@ from rag.store.docstore import Docstore
 from rag.store.keywords import KeywordIndex
 from rag.store.vectors import VectorIndex
 
-__all__ = ["Docstore", "Indexes", "Store", "WriterBusy"]
+__all__ = ["Docstore", "Indexes", "Store", "StoreCheck", "WriterBusy"]
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +50,19 @@ class Indexes:
     generation: int
     vectors: VectorIndex
     keywords: KeywordIndex
+
+
+@dataclass(frozen=True)
+class StoreCheck:
+    articles: int
+    chunks: int
+    vectors: int
+    keyword_docs: int
+    problems: tuple[str, ...]
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
 
 
 class Store:
@@ -117,6 +130,24 @@ class Store:
             self._indexes = self._synced(self._indexes)
             self._persist(self._indexes)
             return self._indexes
+
+    def check(self) -> StoreCheck:
+        """Compare the docstore with the current FAISS and BM25 snapshots, id by id."""
+        indexes = self.indexes()
+        truth = set(self.docstore.all_vectors()[0].tolist())
+        articles, chunks = self.docstore.counts()
+        problems = []
+        for name, ids in (("FAISS", indexes.vectors.ids()), ("BM25", indexes.keywords.rowids)):
+            have = set(ids.tolist())
+            if len(have) != len(ids):
+                problems.append(f"{name} holds duplicate ids")
+            if missing := truth - have:
+                problems.append(f"{name} lacks {len(missing)} chunks of the docstore")
+            if stale := have - truth:
+                problems.append(f"{name} holds {len(stale)} chunks the docstore no longer has")
+        if indexes.generation != self.docstore.generation():
+            problems.append(f"indexes at generation {indexes.generation}, docstore at {self.docstore.generation()}")
+        return StoreCheck(articles, chunks, len(indexes.vectors), len(indexes.keywords), tuple(problems))
 
     # -- internals -----------------------------------------------------------------------------
     def _open(self) -> Indexes:
