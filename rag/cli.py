@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import sys
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import date
 from pathlib import Path
 
@@ -171,21 +172,9 @@ def eval_group() -> None:
     """Measure answer quality."""
 
 
-@eval_group.command()
-@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option("--distractors", type=click.Path(exists=True, file_okay=False, path_type=Path),
-              help="A folder of articles indexed beside the SQuAD ones")
-@click.option("--articles", help="Only these SQuAD articles (comma-separated titles)")
-@click.option("--json", "as_json", is_flag=True, help="Print one JSON object")
-@click.pass_context
-def squad(ctx: click.Context, file: Path, distractors: Path | None, articles: str | None, as_json: bool) -> None:
-    """Official SQuAD 2.0 metrics, retrieval recall and citation accuracy on a throwaway index."""
-    import tempfile
-
-    from tqdm import tqdm
-
-    from rag.eval.runner import distractor_items, evaluate, load_squad
-    from rag.service import build_service
+def _squad_questions(file: Path, articles: str | None):
+    """The SQuAD file's articles and questions, restricted to `articles` (comma-separated titles)."""
+    from rag.eval.runner import load_squad
 
     squad_articles, questions = load_squad(file)
     if articles:
@@ -195,27 +184,114 @@ def squad(ctx: click.Context, file: Path, distractors: Path | None, articles: st
             raise click.BadParameter(f"not in {file.name}: {', '.join(sorted(unknown))}", param_hint="--articles")
         squad_articles = [a for a in squad_articles if a.origin.endswith(tuple(f"({t})" for t in keep))]
         questions = [q for q in questions if q.article in keep]
-    settings = _settings(ctx)
+    return squad_articles, questions
+
+
+@contextmanager
+def _squad_service(settings: Settings, squad_articles, distractors: Path | None, caching: bool):
+    """A service over a throwaway index of the SQuAD articles (and distractors). With `caching`,
+    its embedder remembers what it embedded, for runs that see each sentence many times."""
+    import tempfile
+
+    from rag.embedding import SentenceTransformerEmbedder
+    from rag.eval.runner import distractor_items
+    from rag.service import build_service
+
+    embedder = SentenceTransformerEmbedder(settings.embedding_model, settings.embedding_path,
+                                           settings.embed_batch_size)
+    if caching:
+        from rag.answer.training import CachingEmbedder
+
+        embedder = CachingEmbedder(embedder)
     with tempfile.TemporaryDirectory(prefix="rag-eval-") as folder:
-        service = build_service(settings.model_copy(update={"index_dir": Path(folder)}))
+        service = build_service(settings.model_copy(update={"index_dir": Path(folder)}), embedder)
         try:
             click.echo(f"indexing {len(squad_articles)} SQuAD articles"
                        + (f" and the articles under {distractors}" if distractors else ""), err=True)
-            report = service.ingest(squad_articles)
+            service.ingest(squad_articles)
             if distractors:
                 report = service.ingest(distractor_items(distractors, settings.max_article_bytes))
                 for failure in report.failed:
                     click.echo(f"distractor skipped: {failure}", err=True)
-            click.echo(f"asking {len(questions)} questions", err=True)
-            with tqdm(total=len(questions), unit="q", file=sys.stderr, disable=not sys.stderr.isatty()) as bar:
-                scores, _ = evaluate(service, questions, bar.update)
+            yield service
         finally:
             service.close()
+
+
+def _bar(total: int):
+    from tqdm import tqdm
+
+    return tqdm(total=total, unit="q", file=sys.stderr, disable=not sys.stderr.isatty())
+
+
+@eval_group.command()
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--distractors", type=click.Path(exists=True, file_okay=False, path_type=Path),
+              help="A folder of articles indexed beside the SQuAD ones")
+@click.option("--articles", help="Only these SQuAD articles (comma-separated titles)")
+@click.option("--folds", type=click.IntRange(2), default=None,
+              help="Cross-validate the learned answerer over this many article-level folds "
+                   "(train on the others, evaluate on each) and report the means")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object")
+@click.pass_context
+def squad(ctx: click.Context, file: Path, distractors: Path | None, articles: str | None, folds: int | None,
+          as_json: bool) -> None:
+    """Official SQuAD 2.0 metrics, retrieval recall and citation accuracy on a throwaway index."""
+    from rag.eval.runner import cross_validate, evaluate
+
+    squad_articles, questions = _squad_questions(file, articles)
+    n_articles = len({q.article for q in questions})
+    if folds is not None and folds > n_articles:
+        raise click.BadParameter(f"{n_articles} articles cannot make {folds} folds", param_hint="--folds")
+    with _squad_service(_settings(ctx), squad_articles, distractors, caching=folds is not None) as service:
+        click.echo(f"asking {len(questions)} questions", err=True)
+        if folds is None:
+            with _bar(len(questions)) as bar:
+                scores, _ = evaluate(service, questions, bar.update)
+        else:
+            with _bar(2 * len(questions)) as bar:
+                scores, _ = cross_validate(service, questions, folds, bar.update, lambda s: click.echo(s, err=True))
     if as_json:
         click.echo(json.dumps(scores))
         return
     for key, value in scores.items():
         click.echo(f"{key:<26} {value:.2f}" if isinstance(value, float) else f"{key:<26} {value}")
+
+
+@main.group(name="train")
+def train_group() -> None:
+    """Fit the learned parts of the pipeline."""
+
+
+@train_group.command()
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Where to write the model (default: the shipped rag/answer/answerer-model.json)")
+@click.option("--exclude-articles", help="Train without these SQuAD articles (comma-separated titles)")
+@click.pass_context
+def answerer(ctx: click.Context, file: Path, out: Path | None, exclude_articles: str | None) -> None:
+    """Train the extractive answerer's sentence, span and abstention scorers on a SQuAD 2.0 file."""
+    from rag.answer.extractive import ExtractiveAnswerer
+    from rag.answer.model import SHIPPED_MODEL
+    from rag.answer.training import collect, train, trained_on
+
+    squad_articles, questions = _squad_questions(file, None)
+    excluded = {t.strip() for t in exclude_articles.split(",")} if exclude_articles else set()
+    unknown = excluded - {q.article for q in questions}
+    if unknown:
+        raise click.BadParameter(f"not in {file.name}: {', '.join(sorted(unknown))}",
+                                 param_hint="--exclude-articles")
+    questions = [q for q in questions if q.article not in excluded]
+    out = out or SHIPPED_MODEL
+    with _squad_service(_settings(ctx), squad_articles, None, caching=True) as service:
+        click.echo(f"computing features of {len(questions)} questions", err=True)
+        with _bar(len(questions)) as bar:
+            examples = collect(service.search, ExtractiveAnswerer(service.embedder), questions, bar.update)
+    click.echo("fitting", err=True)
+    model = train(examples, trained_on(file, sorted({q.article for q in questions}), len(questions)))
+    model.save(out)
+    click.echo(f"wrote {out} (trained on {len(questions)} questions of "
+               f"{len(model.trained_on['articles'])} articles)")
 
 
 def _answer_text(answer: Answer) -> str:

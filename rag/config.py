@@ -32,5 +32,11 @@ class Settings(BaseSettings):
     candidates: int = Field(50, ge=1, le=1000, description="Hits each retriever contributes to fusion")
     rrf_k: int = Field(60, ge=1, description="Reciprocal rank fusion constant (Cormack et al. 2009)")
     top_k: int = Field(5, ge=1, le=50, description="Passages an answer draws on")
+    # Off by default: trained on SQuAD 2.0 (54% unanswerable), the learned decision abstains on
+    # news questions the heuristic answers correctly; see issue 4's closing note.
+    answerer_model: str = Field(
+        "none", description="Learned extractive answerer: 'none' (hand-set heuristic), 'shipped' "
+                            "(rag/answer/answerer-model.json), or the path of a `rag train answerer` file"
+    )
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=0, le=65535)

@@ -85,5 +85,5 @@ def build_service(settings: Settings, embedder: Embedder | None = None) -> Servi
         store=store,
         indexer=Indexer(chunker, embedder, store),
         retriever=Retriever(store, embedder, settings.candidates, settings.rrf_k),
-        answerer=ExtractiveAnswerer(embedder),
+        answerer=ExtractiveAnswerer.with_model(embedder, settings.answerer_model),
     )

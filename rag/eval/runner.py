@@ -82,3 +82,30 @@ def evaluate(service: Service, questions: Sequence[Question],
         _contains_gold(answers[q.id].citations[0].quote, q.answers) for q in answered) / max(1, len(answered))
     report["seconds_per_question"] = elapsed / max(1, len(questions))
     return {key: report.get(key, 0.0) for key in REPORT_KEYS}, predictions
+
+
+def cross_validate(service: Service, questions: Sequence[Question], k: int,
+                   progress: Callable[[int], None] = lambda n: None,
+                   log: Callable[[str], None] = lambda s: None) -> tuple[dict[str, float], list[dict[str, float]]]:
+    """Article-level k-fold cross-validation of the learned answerer: for each fold, train on the
+    other articles' questions and evaluate on the fold's through `Service.ask`. Returns the mean of
+    each metric over folds and the per-fold reports. `service.answerer` is replaced fold by fold.
+    The sentence features of every question are computed once (`collect`), so pass a service
+    whose embedder caches (`CachingEmbedder`) to keep the evaluation pass from re-embedding."""
+    from rag.answer.extractive import ExtractiveAnswerer
+    from rag.answer.training import SpanCache, collect, folds, train
+
+    log(f"computing features of {len(questions)} questions")
+    examples = collect(service.search, ExtractiveAnswerer(service.embedder), questions, progress)
+    reports, spans_of = [], SpanCache()
+    for i, held_out in enumerate(folds(sorted({q.article for q in questions}), k), 1):
+        model = train([ex for ex in examples if ex.question.article not in held_out], spans_of=spans_of)
+        service.answerer = ExtractiveAnswerer(service.embedder, model=model)
+        report, _ = evaluate(service, [q for q in questions if q.article in held_out], progress)
+        reports.append(report)
+        log(f"fold {i}/{k} ({', '.join(held_out)}): " + ", ".join(
+            f"{key} {report[key]:.1f}" for key in REPORT_KEYS if not key.endswith("total")))
+    mean = {key: sum(r[key] for r in reports) / len(reports) for key in REPORT_KEYS}
+    for key in ("total", "HasAns_total", "NoAns_total"):
+        mean[key] = sum(r[key] for r in reports)  # counts add up over folds
+    return mean, reports

@@ -1,0 +1,298 @@
+"""Features for the learned answerer: small pure functions from a question, the retrieved
+passages and their sentence embeddings to numeric vectors, for three decisions — which sentence
+answers, which span inside it, and whether to answer at all. They never see gold answers.
+
+The feature set follows the classic pre-neural SQuAD baseline (Rajpurkar et al. 2016, §5:
+lexicalised overlap, distance to question words, constituent type and length) and the
+observation behind SQuAD 2.0 (Rajpurkar et al. 2018) that unanswerable questions are answerable
+ones with a name, number or qualifier swapped for one the passage lacks."""
+
+from __future__ import annotations
+
+import itertools
+import math
+import re
+from dataclasses import dataclass
+from functools import lru_cache
+
+import numpy as np
+
+from rag.answer.spans import (
+    STOPWORDS,
+    candidate_spans,
+    content_terms,
+    key_terms,
+    question_type,
+)
+from rag.types import Passage, Span
+
+KINDS = ("date", "number", "name", "place", "other")
+MAX_SPAN_TOKENS = 10  # 95% of SQuAD answers are at most ten words (Rajpurkar et al. 2016, fig. 2)
+_TOKEN = re.compile(r"\w+(?:[-'’.,/]\w+)*|[^\w\s]")
+_PREPOSITIONS = frozenset(["in", "on", "at", "by", "from", "of", "to", "for", "with", "as", "into", "during",
+                           "since", "after", "before", "called", "named", "known", "than", "about"])
+_NEGATION = re.compile(r"\b(?:not|never|n't|no|without|neither|nor|least|fail(?:ed)?)\b", re.IGNORECASE)
+
+
+@lru_cache(maxsize=1)
+def _stemmer():
+    import Stemmer  # PyStemmer, already a dependency of BM25 indexing
+
+    return Stemmer.Stemmer("english")
+
+
+@lru_cache(maxsize=200_000)
+def stem(word: str) -> str:
+    """Porter2 stem of a lower-cased word, so that "conquered" meets "conquest"-less "conquer"."""
+    return _stemmer().stemWord(word)
+
+
+def stems(text: str) -> set[str]:
+    return {stem(w) for w in content_terms(text)}
+
+
+@dataclass(frozen=True, slots=True)
+class Sentence:
+    """A candidate sentence: where it is, its verbatim text, and its neighbours' text."""
+
+    passage: Passage
+    span: Span
+    text: str
+    rank: int  # of its passage in retrieval order
+    window: str  # the sentence with the one before and after it in the same passage
+
+
+@dataclass(frozen=True, slots=True)
+class QuestionInfo:
+    text: str
+    kind: str
+    terms: tuple[str, ...]  # content terms, lower-cased
+    term_stems: frozenset[str]
+    keys: tuple[str, ...]  # names, numbers, quoted phrases
+    negated: bool
+
+
+def question_info(question: str) -> QuestionInfo:
+    terms = tuple(content_terms(question))
+    return QuestionInfo(question, question_type(question).kind, terms, frozenset(stem(t) for t in terms),
+                        tuple(key_terms(question)), bool(_NEGATION.search(question)))
+
+
+def sentences(passages: list[Passage]) -> list[Sentence]:
+    """Every sentence of the passages once (chunks overlap), in retrieval order."""
+    seen: set[tuple[str, int]] = set()
+    out: list[Sentence] = []
+    for rank, passage in enumerate(passages):
+        texts = [passage.quote(s) for s in passage.sentences]
+        for i, span in enumerate(passage.sentences):
+            key = (passage.article_id, span.start)
+            if key in seen or len(texts[i].split()) < 3:
+                continue
+            seen.add(key)
+            window = " ".join(texts[max(0, i - 1): i + 2])
+            out.append(Sentence(passage, span, texts[i], rank, window))
+    return out
+
+
+def _has_key(key: str, haystack: str) -> bool:
+    return re.search(rf"(?<!\w){re.escape(key)}", haystack) is not None
+
+
+def _idf(question: QuestionInfo, bags: list[set[str]]) -> dict[str, float]:
+    """IDF of each question stem over the candidate sentences: a stem every sentence shares says little."""
+    n = len(bags)
+    return {t: math.log(1 + n / (1 + sum(t in b for b in bags))) for t in question.term_stems}
+
+
+def _weighted(idf: dict[str, float], bag: set[str]) -> float:
+    total = sum(idf.values()) or 1.0
+    return sum(w for t, w in idf.items() if t in bag) / total
+
+
+def _bigrams(text: str) -> set[tuple[str, str]]:
+    ws = [stem(w) for w in content_terms(text)]
+    return set(itertools.pairwise(ws))
+
+
+SENTENCE_FEATURES = (
+    "bias", "cosine", "cosine_gap", "cosine_rank", "overlap", "overlap_gap", "overlap_window",
+    "overlap_passage", "bigrams", "passage_rank", "fused_score", "has_typed_span", "keys_in_sentence",
+    "keys_in_window", "keys_in_passage", "first_in_passage", "log_words",
+)
+
+
+def sentence_features(question: QuestionInfo, cands: list[Sentence], cosines: np.ndarray) -> np.ndarray:
+    """One row of SENTENCE_FEATURES per candidate sentence."""
+    bags = [stems(c.text) | stems(c.passage.title) for c in cands]
+    windows = [stems(c.window) | stems(c.passage.title) for c in cands]
+    passage_bags: dict[str, set[str]] = {}
+    for c in cands:
+        if c.passage.chunk_id not in passage_bags:
+            passage_bags[c.passage.chunk_id] = stems(c.passage.text) | stems(c.passage.title)
+    idf = _idf(question, bags)
+    overlaps = np.array([_weighted(idf, b) for b in bags])
+    order = np.argsort(-cosines)
+    cos_rank = np.empty(len(cands))
+    cos_rank[order] = np.arange(len(cands))
+    q_bigrams = _bigrams(question.text)
+    top_fused = max((c.passage.score for c in cands), default=1.0) or 1.0
+    keys = question.keys
+    rows = []
+    for i, c in enumerate(cands):
+        text, window = c.text.lower(), c.window.lower()
+        passage_text = f"{c.passage.title}\n{c.passage.text}".lower()
+        rows.append([
+            1.0, float(cosines[i]), float(cosines[i] - cosines.max()), 1.0 / (1.0 + cos_rank[i]),
+            overlaps[i], overlaps[i] - overlaps.max(), _weighted(idf, windows[i]),
+            _weighted(idf, passage_bags[c.passage.chunk_id]),
+            len(q_bigrams & _bigrams(c.text)) / max(1, len(q_bigrams)),
+            1.0 / (1.0 + c.rank), c.passage.score / top_fused,
+            float(bool(candidate_spans(c.text, question.kind))),
+            sum(_has_key(k, text) for k in keys) / max(1, len(keys)),
+            sum(_has_key(k, window) for k in keys) / max(1, len(keys)),
+            sum(_has_key(k, passage_text) for k in keys) / max(1, len(keys)),
+            float(c.span.start == c.passage.sentences[0].start),
+            math.log(1 + len(c.text.split())),
+        ])
+    return np.array(rows, dtype=np.float64).reshape(len(cands), len(SENTENCE_FEATURES))
+
+
+# --- spans inside a sentence ----------------------------------------------------------------------
+
+_SPAN_BASE = (
+    "typed_exact", "typed_inside", "typed_overlap", "echo_share", "echo_any", "anchor_near",
+    "anchor_log_distance", "anchors_left", "anchors_right", "after_anchor", "before_anchor",
+    "after_preposition", "starts_sentence", "ends_sentence", "len1", "len2", "len3", "len4_5", "len6plus",
+    "capitalised_share", "has_digit", "before_comma_or_end", "in_brackets", "has_comma", "has_and",
+    "lower_start",
+)
+SPAN_FEATURES = ("bias",) + tuple(f"{k}:{f}" for k in KINDS for f in _SPAN_BASE)
+
+
+@dataclass(frozen=True, slots=True)
+class SpanCandidate:
+    start: int  # character offsets into the sentence
+    end: int
+    text: str
+
+
+def _tokens(sentence: str) -> list[tuple[int, int, str]]:
+    return [(m.start(), m.end(), m.group()) for m in _TOKEN.finditer(sentence)]
+
+
+def span_candidates(question: QuestionInfo, sentence: str) -> tuple[list[SpanCandidate], np.ndarray]:
+    """Every run of up to MAX_SPAN_TOKENS tokens that starts and ends on a content word (plus the
+    typed regex matches), with one row of SPAN_FEATURES each. Runs made only of the question's
+    own words are left out: a question does not contain its answer."""
+    toks = _tokens(sentence)
+    if not toks:
+        return [], np.zeros((0, len(SPAN_FEATURES)))
+    lower = [t[2].lower() for t in toks]
+    is_word = [t[2][0].isalnum() for t in toks]
+    content = [is_word[i] and (lower[i] not in STOPWORDS or lower[i].isdigit()) for i in range(len(toks))]
+    anchor = [is_word[i] and lower[i] not in STOPWORDS and stem(lower[i]) in question.term_stems
+              for i in range(len(toks))]
+    anchors = [i for i, a in enumerate(anchor) if a]
+    typed = candidate_spans(sentence, question.kind)
+    # Token index ranges of the typed matches, to test candidates against.
+    typed_tok = []
+    for s, e in typed:
+        idx = [i for i, t in enumerate(toks) if t[0] >= s and t[1] <= e]
+        if idx:
+            typed_tok.append((idx[0], idx[-1]))
+    ranges: set[tuple[int, int]] = set(typed_tok)
+    for i in range(len(toks)):
+        if not content[i]:
+            continue
+        for j in range(i, min(len(toks), i + MAX_SPAN_TOKENS)):
+            if content[j]:
+                ranges.add((i, j))
+    kind_offset = 1 + KINDS.index(question.kind) * len(_SPAN_BASE)
+    cands, rows = [], []
+    for i, j in sorted(ranges):
+        idx = range(i, j + 1)
+        words_in = [k for k in idx if is_word[k]]
+        if not words_in:
+            continue
+        echoed = sum(anchor[k] for k in words_in) / len(words_in)
+        if echoed == 1.0:
+            continue
+        left = [a for a in anchors if a < i]
+        right = [a for a in anchors if a > j]
+        distance = min([i - a for a in left] + [a - j for a in right], default=len(toks))
+        n_words = len(words_in)
+        prev = lower[i - 1] if i > 0 else ""
+        nxt = toks[j + 1][2] if j + 1 < len(toks) else ""
+        caps = sum(toks[k][2][0].isupper() for k in words_in) / n_words
+        exact = float((i, j) in typed_tok)
+        inside = float(any(s <= i and j <= e for s, e in typed_tok))
+        overlap = float(any(not (j < s or e < i) for s, e in typed_tok))
+        base = [
+            exact, inside, overlap, echoed, float(echoed > 0), 1.0 / (1.0 + distance), math.log(1 + distance),
+            min(len(left), 5) / 5, min(len(right), 5) / 5, float(i > 0 and anchor[i - 1]),
+            float(j + 1 < len(toks) and anchor[j + 1]), float(prev in _PREPOSITIONS), float(i == 0),
+            float(j >= len(toks) - 2), float(n_words == 1), float(n_words == 2), float(n_words == 3),
+            float(4 <= n_words <= 5), float(n_words >= 6), caps,
+            float(any(ch.isdigit() for k in words_in for ch in toks[k][2])),
+            float(nxt in (",", ".", ";", ":", "") or j + 1 >= len(toks)),
+            float(prev == "(" and nxt == ")"), float(any(lower[k] == "," for k in idx)),
+            float(any(lower[k] == "and" for k in idx)), float(toks[i][2][0].islower()),
+        ]
+        row = [0.0] * len(SPAN_FEATURES)
+        row[0] = 1.0
+        row[kind_offset: kind_offset + len(_SPAN_BASE)] = base
+        start, end = toks[i][0], toks[j][1]
+        cands.append(SpanCandidate(start, end, sentence[start:end]))
+        rows.append(row)
+    return cands, np.array(rows, dtype=np.float64).reshape(len(cands), len(SPAN_FEATURES))
+
+
+# --- whether to answer -----------------------------------------------------------------------------
+
+DECISION_FEATURES = (
+    "bias", "sentence_prob", "sentence_logit", "sentence_margin", "cosine", "overlap", "overlap_window",
+    "bigrams", "n_keys", "keys_missing_sentence", "keys_missing_window", "keys_missing_passage",
+    "keys_missing_all", "terms_missing_all", "terms_missing_window", "span_prob", "span_logit",
+    "span_typed", "negated", "fused_score_top", "dense_top", "log_question_words",
+) + tuple(f"kind:{k}" for k in KINDS)
+
+
+def decision_features(question: QuestionInfo, cands: list[Sentence], sent_x: np.ndarray,
+                      sent_logits: np.ndarray, best: int, span_logits: np.ndarray, span_x_row: np.ndarray | None
+                      ) -> np.ndarray:
+    """One row of DECISION_FEATURES: how well the best sentence and span fit, and what of the
+    question the passages lack — the signature of SQuAD 2.0's unanswerable questions."""
+    names = {n: i for i, n in enumerate(SENTENCE_FEATURES)}
+    probs = np.exp(sent_logits - sent_logits.max())
+    probs /= probs.sum()
+    ranked = np.sort(sent_logits)[::-1]
+    margin = float(ranked[0] - ranked[1]) if len(ranked) > 1 else 5.0
+    chosen = cands[best]
+    every = "\n".join(dict.fromkeys(f"{c.passage.title}\n{c.passage.text}" for c in cands)).lower()
+    keys = question.keys
+    missing_all = sum(not _has_key(k, every) for k in keys)
+    all_stems = stems(every)
+    window_stems = stems(chosen.window) | stems(chosen.passage.title)
+    n_terms = max(1, len(question.term_stems))
+    if len(span_logits):
+        sp = np.exp(span_logits - span_logits.max())
+        span_prob = float(1.0 / sp.sum())
+        span_logit = float(span_logits.max())
+    else:
+        span_prob, span_logit = 0.0, -5.0
+    typed_cols = [i for i, n in enumerate(SPAN_FEATURES) if n.endswith(":typed_exact")]
+    span_typed = float(span_x_row[typed_cols].sum()) if span_x_row is not None else 0.0
+    dense = max((c.passage.scores.get("dense", 0.0) for c in cands), default=0.0)
+    row = [
+        1.0, float(probs[best]), float(sent_logits[best]), margin,
+        sent_x[best, names["cosine"]], sent_x[best, names["overlap"]], sent_x[best, names["overlap_window"]],
+        sent_x[best, names["bigrams"]], min(len(keys), 4) / 4,
+        float(len(keys) and (1 - sent_x[best, names["keys_in_sentence"]])),
+        float(len(keys) and (1 - sent_x[best, names["keys_in_window"]])),
+        float(len(keys) and (1 - sent_x[best, names["keys_in_passage"]])),
+        float(missing_all > 0), len(question.term_stems - all_stems) / n_terms,
+        len(question.term_stems - window_stems) / n_terms, span_prob, span_logit, span_typed,
+        float(question.negated), sent_x[best, names["fused_score"]], float(dense),
+        math.log(1 + len(question.text.split())),
+    ] + [float(question.kind == k) for k in KINDS]
+    return np.array(row, dtype=np.float64)
