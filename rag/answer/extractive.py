@@ -15,20 +15,12 @@ from rag.answer import features as F
 from rag.answer.model import AnswererModel, load_model, sigmoid
 from rag.answer.spans import candidate_spans, content_terms, key_terms, question_type, words
 from rag.embedding import Embedder
-from rag.types import Answer, Citation, Passage, Span
-
-
-@dataclass(frozen=True, slots=True)
-class Candidate:
-    passage: Passage
-    span: Span
-    text: str
-    rank: int  # of the passage in retrieval order
+from rag.types import Answer, Citation, Passage
 
 
 @dataclass(frozen=True, slots=True)
 class Scored:
-    candidate: Candidate
+    candidate: F.Sentence
     score: float
     cosine: float
     overlap: float
@@ -79,7 +71,7 @@ class ExtractiveAnswerer:
             return self._abstain("No article in the index matches; nothing to answer from.")
         if self.model is not None:
             return self._answer_learned(question, passages, self.model)
-        candidates = _sentences(passages)
+        candidates = F.sentences(passages)
         if not candidates:
             return self._abstain("The retrieved passages hold no sentences to answer from.")
         scored = self._score(question, candidates)
@@ -155,7 +147,7 @@ class ExtractiveAnswerer:
         return Answer(text=f"{decision.span or chosen.text} [1]", abstained=False, backend=self.backend,
                       citations=(citation,))
 
-    def _score(self, question: str, candidates: list[Candidate]) -> list[Scored]:
+    def _score(self, question: str, candidates: list[F.Sentence]) -> list[Scored]:
         vectors = self.embedder.embed([question] + [c.text for c in candidates])
         cosines = vectors[1:] @ vectors[0]
         terms = content_terms(question)
@@ -199,20 +191,4 @@ class ExtractiveAnswerer:
 
     def _abstain(self, message: str, closest: Citation | None = None) -> Answer:
         return Answer(text=message, abstained=True, backend=self.backend, closest=closest)
-
-
-def _sentences(passages: list[Passage]) -> list[Candidate]:
-    """Every sentence of the passages once (chunks overlap), in retrieval order."""
-    seen: set[tuple[str, int]] = set()
-    out: list[Candidate] = []
-    for rank, passage in enumerate(passages):
-        for span in passage.sentences:
-            key = (passage.article_id, span.start)
-            if key in seen:
-                continue
-            seen.add(key)
-            text = passage.quote(span)
-            if len(text.split()) >= 3:
-                out.append(Candidate(passage, span, text, rank))
-    return out
 
