@@ -77,22 +77,10 @@ class ExtractiveAnswerer:
         scored = self._score(question, candidates)
         best = scored[0]
         candidate = best.candidate
-        citation = Citation(
-            n=1, article_id=candidate.passage.article_id, title=candidate.passage.title,
-            chunk_id=candidate.passage.chunk_id, quote=candidate.text, start=candidate.span.start,
-            end=candidate.span.end, score=round(best.score, 4),
-        )
+        citation = _citation(candidate, best.score)
         missing = self._missing_key_terms(question, candidate.passage)
-        if missing:
-            return self._abstain(
-                f"The articles do not mention {', '.join(repr(m) for m in missing)} in connection with this; "
-                f"the closest article is “{candidate.passage.title}”.", citation,
-            )
-        if best.cosine < self.min_cosine or best.overlap < self.min_overlap:
-            return self._abstain(
-                f"The articles do not appear to answer this; the closest article is “{candidate.passage.title}”.",
-                citation,
-            )
+        if missing or best.cosine < self.min_cosine or best.overlap < self.min_overlap:
+            return self._abstain(_why_not(missing, candidate), citation)
         span_text = self._span(question, candidate.text) or candidate.text
         return Answer(text=f"{span_text} [1]", abstained=False, backend=self.backend, citations=(citation,))
 
@@ -134,16 +122,9 @@ class ExtractiveAnswerer:
             return self._abstain("The retrieved passages hold no sentences to answer from.")
         decision = self.decide(prepared, model)
         chosen = prepared.sentences[decision.best]
-        citation = Citation(
-            n=1, article_id=chosen.passage.article_id, title=chosen.passage.title,
-            chunk_id=chosen.passage.chunk_id, quote=chosen.text, start=chosen.span.start,
-            end=chosen.span.end, score=round(decision.expected_f1, 4),
-        )
+        citation = _citation(chosen, decision.expected_f1)
         if not decision.answer:
-            missing = self._missing_key_terms(question, chosen.passage)
-            reason = (f"The articles do not mention {', '.join(repr(m) for m in missing)} in connection with this"
-                      if missing else "The articles do not appear to answer this")
-            return self._abstain(f"{reason}; the closest article is “{chosen.passage.title}”.", citation)
+            return self._abstain(_why_not(self._missing_key_terms(question, chosen.passage), chosen), citation)
         return Answer(text=f"{decision.span or chosen.text} [1]", abstained=False, backend=self.backend,
                       citations=(citation,))
 
@@ -192,3 +173,18 @@ class ExtractiveAnswerer:
     def _abstain(self, message: str, closest: Citation | None = None) -> Answer:
         return Answer(text=message, abstained=True, backend=self.backend, closest=closest)
 
+
+def _citation(sentence: F.Sentence, score: float) -> Citation:
+    """The one citation of an extractive answer: the sentence it came from, verbatim."""
+    return Citation(
+        n=1, article_id=sentence.passage.article_id, title=sentence.passage.title,
+        chunk_id=sentence.passage.chunk_id, quote=sentence.text, start=sentence.span.start,
+        end=sentence.span.end, score=round(score, 4),
+    )
+
+
+def _why_not(missing: list[str], closest: F.Sentence) -> str:
+    """Why it abstains, naming the question's terms the articles lack when that is the reason."""
+    reason = (f"The articles do not mention {', '.join(repr(m) for m in missing)} in connection with this"
+              if missing else "The articles do not appear to answer this")
+    return f"{reason}; the closest article is “{closest.passage.title}”."
