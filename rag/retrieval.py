@@ -1,4 +1,4 @@
-"""Hybrid retrieval: BM25 and dense hits, fused by reciprocal rank, filtered by metadata."""
+"""Hybrid retrieval: BM25 and dense hits, fused by a convex combination, filtered by metadata."""
 
 from __future__ import annotations
 
@@ -11,14 +11,19 @@ from rag.store import Store
 from rag.types import NO_FILTERS, Filters, Passage
 
 
-def reciprocal_rank_fusion(rankings: Sequence[Sequence[int]], k: int = 60) -> list[tuple[int, float]]:
-    """Fuse ranked id lists: score(d) = Σ 1 / (k + rank(d)), ranks from 1 (Cormack, Clarke and
-    Büttcher, SIGIR 2009; k=60 as there). Rank-based, so BM25's unbounded scores and cosines need
-    no calibration against each other; ties keep first-seen order."""
-    scores: dict[int, float] = {}
-    for ranking in rankings:
-        for rank, doc in enumerate(ranking, start=1):
-            scores[doc] = scores.get(doc, 0.0) + 1.0 / (k + rank)
+def convex_fusion(dense: Sequence[tuple[int, float]], keyword: Sequence[tuple[int, float]],
+                  dense_weight: float) -> list[tuple[int, float]]:
+    """Fuse two scored hit lists by a convex combination (Bruch, Gai and Ingber, "An Analysis of
+    Fusion Functions for Hybrid Retrieval", TOIS 2023): w·cosine + (1−w)·bm25/max(bm25). Cosines
+    are already on a fixed scale; BM25 is divided by the query's best score so its unbounded
+    values become comparable. A hit one list lacks gets that list's floor (the lowest cosine seen,
+    a BM25 of 0). On dev-a, article-level folds, this beat reciprocal rank fusion (k=60) at
+    recall@5 by 1.8 points (95.6 vs 93.8 fold mean; see the quality issue's note)."""
+    cosines, bm25 = dict(dense), dict(keyword)
+    floor = min(cosines.values(), default=0.0)
+    best = max(bm25.values(), default=0.0) or 1.0
+    scores = {doc: dense_weight * cosines.get(doc, floor) + (1.0 - dense_weight) * bm25.get(doc, 0.0) / best
+              for doc in dict.fromkeys([*cosines, *bm25])}
     return sorted(scores.items(), key=lambda item: -item[1])
 
 
@@ -27,7 +32,11 @@ class Retriever:
     store: Store
     embedder: Embedder
     candidates: int = 50
-    rrf_k: int = 60
+    dense_weight: float = 0.7
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.dense_weight <= 1.0:
+            raise ValueError(f"dense_weight must be between 0 and 1, got {self.dense_weight}")
 
     def search(self, query: str, top_k: int = 5, filters: Filters = NO_FILTERS) -> list[Passage]:
         if not query.strip():
@@ -40,7 +49,7 @@ class Retriever:
             return []
         dense = indexes.vectors.search(self.embedder.embed([query])[0], self.candidates, allowed)
         keyword = indexes.keywords.search(query, self.candidates, allowed)
-        fused = reciprocal_rank_fusion([[i for i, _ in dense], [i for i, _ in keyword]], self.rrf_k)
+        fused = convex_fusion(dense, keyword, self.dense_weight)
         cosine, bm25 = dict(dense), dict(keyword)
         # Rows deleted or replaced since the snapshot was built are absent here, hence dropped.
         rows = self.store.docstore.hydrate([rowid for rowid, _ in fused])
@@ -49,7 +58,7 @@ class Retriever:
             passage = rows.get(rowid)
             if passage is None:
                 continue
-            scores = {"rrf": score}
+            scores = {"fused": score}
             if rowid in cosine:
                 scores["dense"] = cosine[rowid]
             if rowid in bm25:

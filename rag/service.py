@@ -84,6 +84,6 @@ def build_service(settings: Settings, embedder: Embedder | None = None) -> Servi
         embedder=embedder,
         store=store,
         indexer=Indexer(chunker, embedder, store),
-        retriever=Retriever(store, embedder, settings.candidates, settings.rrf_k),
+        retriever=Retriever(store, embedder, settings.candidates, settings.dense_weight),
         answerer=ExtractiveAnswerer.with_model(embedder, settings.answerer_model),
     )

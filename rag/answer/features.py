@@ -27,6 +27,20 @@ from rag.answer.spans import (
 from rag.types import Passage, Span
 
 KINDS = ("date", "number", "name", "place", "other")
+# Finer than `question_type`, for the span scorer: "other" questions (over half of SQuAD's) ask for
+# reasons, manners, or a noun phrase of a named sort, and each has its own shape of answer.
+FORMS = ("date", "number", "name", "place", "why", "how", "what_noun", "other")
+_AUX = ("is", "was", "are", "were", "did", "does", "do", "has", "had", "have", "can", "could", "would", "will",
+        "should", "may", "might", "must")
+_WHY = re.compile(r"\bwhy\b|\bfor what (?:reason|purpose)\b|\bwhat (?:was|is|were|are) the (?:reason|cause|"
+                  r"purpose|motivation|goal)s?\b|\bwhat (?:caused|led to|prompted)\b", re.IGNORECASE)
+_HOW = re.compile(r"^\s*(?:\w+\s+){0,3}?how\b(?! (?:many|much|long|old|far|big|large|tall|often))", re.IGNORECASE)
+_WHAT_NOUN = re.compile(rf"\b(?:what|which)\s+(?!(?:{'|'.join(_AUX)})\b)([a-z][\w-]*(?:\s+of)?(?:\s+[a-z][\w-]*)?)"
+                        rf"|\bname (?:a|an|one|two|the|some)\b\s*([a-z][\w-]*)?", re.IGNORECASE)
+# Words that introduce an example or a name of the sort asked for ("industries, such as automobiles").
+_INTRODUCERS = frozenset(["such", "like", "including", "includes", "included", "namely", "called", "named",
+                          "as", "known", "titled", "dubbed", "especially", "particularly", "notably"])
+_CAUSES = frozenset(["to", "because", "due", "since", "so", "order", "response", "reason", "owing", "by"])
 MAX_SPAN_TOKENS = 10  # 95% of SQuAD answers are at most ten words (Rajpurkar et al. 2016, fig. 2)
 _TOKEN = re.compile(r"\w+(?:[-'’.,/]\w+)*|[^\w\s]")
 _PREPOSITIONS = frozenset(["in", "on", "at", "by", "from", "of", "to", "for", "with", "as", "into", "during",
@@ -66,15 +80,32 @@ class Sentence:
 class QuestionInfo:
     text: str
     kind: str
+    form: str  # one of FORMS
+    focus: frozenset[str]  # stems of the noun after "what"/"which" ("what type of engines" → engin)
     terms: tuple[str, ...]  # content terms, lower-cased
     term_stems: frozenset[str]
     keys: tuple[str, ...]  # names, numbers, quoted phrases
     negated: bool
 
 
+def question_form(question: str, kind: str) -> tuple[str, frozenset[str]]:
+    """The question's FORMS entry and the stems of its focus noun, if it names one."""
+    match = _WHAT_NOUN.search(question)
+    focus = frozenset(stem(w) for w in content_terms(match.group(1) or match.group(2) or "")) if match else frozenset()
+    if kind != "other":
+        return kind, focus
+    if _WHY.search(question):
+        return "why", focus
+    if _HOW.search(question):
+        return "how", focus
+    return ("what_noun" if focus else "other"), focus
+
+
 def question_info(question: str) -> QuestionInfo:
     terms = tuple(content_terms(question))
-    return QuestionInfo(question, question_type(question).kind, terms, frozenset(stem(t) for t in terms),
+    kind = question_type(question).kind
+    form, focus = question_form(question, kind)
+    return QuestionInfo(question, kind, form, focus, terms, frozenset(stem(t) for t in terms),
                         tuple(key_terms(question)), bool(_NEGATION.search(question)))
 
 
@@ -164,9 +195,10 @@ _SPAN_BASE = (
     "anchor_log_distance", "anchors_left", "anchors_right", "after_anchor", "before_anchor",
     "after_preposition", "starts_sentence", "ends_sentence", "len1", "len2", "len3", "len4_5", "len6plus",
     "capitalised_share", "has_digit", "before_comma_or_end", "in_brackets", "has_comma", "has_and",
-    "lower_start",
+    "lower_start", "left_bound", "right_bound", "whole_gap", "after_introducer", "focus_near",
+    "focus_inside", "after_cause_word", "starts_cause_word", "new_capitalised", "clause_start", "verb_like_end",
 )
-SPAN_FEATURES = ("bias",) + tuple(f"{k}:{f}" for k in KINDS for f in _SPAN_BASE)
+SPAN_FEATURES = ("bias",) + tuple(f"{k}:{f}" for k in FORMS for f in _SPAN_BASE)
 
 
 @dataclass(frozen=True, slots=True)
@@ -193,6 +225,10 @@ def span_candidates(question: QuestionInfo, sentence: str) -> tuple[list[SpanCan
     anchor = [is_word[i] and lower[i] not in STOPWORDS and stem(lower[i]) in question.term_stems
               for i in range(len(toks))]
     anchors = [i for i, a in enumerate(anchor) if a]
+    # Where a phrase can begin or end: punctuation, a question word, the sentence's edges. The
+    # answer is often the whole stretch between two of them ("…, particularly in the Middle East.").
+    stop = [not is_word[i] or anchor[i] for i in range(len(toks))]
+    token_stems = [stem(w) if is_word[k] else "" for k, w in enumerate(lower)]
     typed = candidate_spans(sentence, question.kind)
     # Token index ranges of the typed matches, to test candidates against.
     typed_tok = []
@@ -207,7 +243,7 @@ def span_candidates(question: QuestionInfo, sentence: str) -> tuple[list[SpanCan
         for j in range(i, min(len(toks), i + MAX_SPAN_TOKENS)):
             if content[j]:
                 ranges.add((i, j))
-    kind_offset = 1 + KINDS.index(question.kind) * len(_SPAN_BASE)
+    kind_offset = 1 + FORMS.index(question.form) * len(_SPAN_BASE)
     cands, rows = [], []
     for i, j in sorted(ranges):
         idx = range(i, j + 1)
@@ -237,6 +273,14 @@ def span_candidates(question: QuestionInfo, sentence: str) -> tuple[list[SpanCan
             float(nxt in (",", ".", ";", ":", "") or j + 1 >= len(toks)),
             float(prev == "(" and nxt == ")"), float(any(lower[k] == "," for k in idx)),
             float(any(lower[k] == "and" for k in idx)), float(toks[i][2][0].islower()),
+            *_boundary_features(i, j, stop, lower, is_word, content),
+            float(any(lower[k] in _INTRODUCERS for k in range(max(0, i - 2), i))),
+            float(bool(question.focus) and any(token_stems[k] in question.focus for k in range(max(0, i - 4), i))),
+            float(bool(question.focus) and any(token_stems[k] in question.focus for k in idx)),
+            float(i > 0 and lower[i - 1] in _CAUSES), float(lower[i] in _CAUSES),
+            float(any(toks[k][2][0].isupper() and not anchor[k] for k in words_in if k > 0)),
+            float(i > 0 and lower[i - 1] in ("that", "which", "who", "where", "when", "whose")),
+            float(lower[j].endswith(("ed", "ing")) and not toks[j][2][0].isupper()),
         ]
         row = [0.0] * len(SPAN_FEATURES)
         row[0] = 1.0
@@ -247,6 +291,18 @@ def span_candidates(question: QuestionInfo, sentence: str) -> tuple[list[SpanCan
     return cands, np.array(rows, dtype=np.float64).reshape(len(cands), len(SPAN_FEATURES))
 
 
+def _boundary_features(i: int, j: int, stop: list[bool], lower: list[str], is_word: list[bool],
+                       content: list[bool]) -> tuple[float, float, float]:
+    """Does the span start right after a phrase boundary (allowing a determiner or preposition
+    between), end right before one, and so fill the whole gap between two?"""
+    k = i - 1
+    while k >= 0 and is_word[k] and not content[k] and not stop[k]:
+        k -= 1  # "the", "of", "in" may stand between a boundary and the phrase
+    left = k < 0 or stop[k]
+    right = j + 1 >= len(stop) or stop[j + 1]
+    return float(left), float(right), float(left and right)
+
+
 # --- whether to answer -----------------------------------------------------------------------------
 
 DECISION_FEATURES = (
@@ -254,7 +310,7 @@ DECISION_FEATURES = (
     "bigrams", "n_keys", "keys_missing_sentence", "keys_missing_window", "keys_missing_passage",
     "keys_missing_all", "terms_missing_all", "terms_missing_window", "span_prob", "span_logit",
     "span_typed", "negated", "fused_score_top", "dense_top", "log_question_words",
-) + tuple(f"kind:{k}" for k in KINDS)
+) + tuple(f"form:{k}" for k in FORMS)
 
 
 def decision_features(question: QuestionInfo, cands: list[Sentence], sent_x: np.ndarray,
@@ -294,5 +350,5 @@ def decision_features(question: QuestionInfo, cands: list[Sentence], sent_x: np.
         len(question.term_stems - window_stems) / n_terms, span_prob, span_logit, span_typed,
         float(question.negated), sent_x[best, names["fused_score"]], float(dense),
         math.log(1 + len(question.text.split())),
-    ] + [float(question.kind == k) for k in KINDS]
+    ] + [float(question.form == k) for k in FORMS]
     return np.array(row, dtype=np.float64)
