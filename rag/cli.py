@@ -321,5 +321,7 @@ def _answer_text(answer: Answer) -> str:
     if answer.citations:
         lines.append("")
         lines.extend(f"[{c.n}] {c.title} ({c.article_id}): “{c.quote}”" for c in answer.citations)
+    if answer.fallback_reason:
+        lines.append(f"\n(extractive answer: {answer.fallback_reason})")
     return "\n".join(lines)
 
