@@ -49,7 +49,7 @@ def _handler(peer: ChatPeer):
         def log_message(self, *args) -> None:  # quiet
             pass
 
-        def do_POST(self) -> None:  # noqa: N802 (http.server's naming)
+        def do_POST(self) -> None:
             body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
             peer.requests.append(body)
             peer.received.set()

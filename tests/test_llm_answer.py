@@ -55,8 +55,8 @@ def make_service(bbc_index_dir, tmp_path, embedder, peer) -> Iterator[Callable[.
     shutil.copytree(bbc_index_dir, folder)
 
     def make(**overrides) -> Service:
-        values = dict(index_dir=folder, llm_backend="openai", llm_base_url=peer.base_url,
-                      llm_model="scripted", llm_timeout_s=10)
+        values = {"index_dir": folder, "llm_backend": "openai", "llm_base_url": peer.base_url,
+                      "llm_model": "scripted", "llm_timeout_s": 10}
         svc = build_service(Settings(**(values | overrides)), embedder)
         made.append(svc)
         if len(made) == 1:

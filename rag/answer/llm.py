@@ -212,7 +212,7 @@ class LLMAnswerer:
                     if chunk.delta:
                         deltas.put(chunk.delta)
                 deltas.put(done)
-            except BaseException as error:  # handed to the consumer, who falls back
+            except Exception as error:  # noqa: BLE001 (handed to the consumer, who falls back)
                 deltas.put(error)
 
         self._pool.submit(self._taking_turn, pump, deadline)
