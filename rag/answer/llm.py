@@ -10,7 +10,7 @@ import re
 import threading
 import time
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
 
@@ -149,9 +149,11 @@ class LLMAnswerer:
             return
         prompt = build_prompt(question, passages, self.context_tokens)
         if not prompt.passages:
-            yield self._fall_back(question, passages, "no passage fits the LLM context budget")
+            yield _with_reason(self.fallback.answer(question, passages), "no passage fits the LLM context budget")
             return
         deadline = time.monotonic() + self.timeout_s
+        # The fallback is worked out while the LLM writes, so a failure at the deadline answers at once.
+        fallback = self._pool.submit(self.fallback.answer, question, passages)
         marks = MarkerFilter(len(prompt.passages))
         try:
             if tokens:
@@ -162,12 +164,12 @@ class LLMAnswerer:
             else:
                 marks.feed(self._reply(prompt, deadline))
         except LLMFailed as error:
-            yield self._fall_back(question, passages, str(error))
+            yield _with_reason(fallback.result(), str(error))
             return
         rest = marks.flush()
         if rest and tokens:
             yield rest
-        yield self._check(question, passages, prompt, marks.raw)
+        yield self._check(prompt, marks.raw, fallback)
 
     def close(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)
@@ -262,12 +264,12 @@ class LLMAnswerer:
         raise AssertionError("unreachable")
 
     # -- the check --------------------------------------------------------------------------------
-    def _check(self, question: str, passages: list[Passage], prompt: Prompt, raw: str) -> Answer:
+    def _check(self, prompt: Prompt, raw: str, fallback: Future) -> Answer:
         reply = raw.strip()
         if reply.startswith(NOT_IN_ARTICLES) or reply.rstrip(".") == NOT_IN_ARTICLES:
             return Answer(text=ABSTAIN_TEXT, abstained=True, backend=self.backend)
         if not reply:
-            return self._fall_back(question, passages, f"the {self.backend} backend returned an empty answer")
+            return _with_reason(fallback.result(), f"the {self.backend} backend returned an empty answer")
         shown = {p.n: p for p in prompt.passages}
         found = claims(drop_unknown_markers(reply, len(shown)))
         evidence = [[t for n in c.cites for t in shown[n].texts()] for c in found]
@@ -278,12 +280,13 @@ class LLMAnswerer:
         if not kept:
             reason = ("no sentence of the LLM answer is supported by the passages it cites"
                       if found else "the LLM answer holds no sentence")
-            return dataclasses.replace(self._fall_back(question, passages, reason), sentences=checks)
+            return dataclasses.replace(_with_reason(fallback.result(), reason), sentences=checks)
         return Answer(text=" ".join(c.text for c, _, _ in kept), abstained=False, backend=self.backend,
                       citations=_citations(kept, shown), sentences=checks)
 
-    def _fall_back(self, question: str, passages: list[Passage], reason: str) -> Answer:
-        return dataclasses.replace(self.fallback.answer(question, passages), fallback_reason=reason)
+
+def _with_reason(answer: Answer, reason: str) -> Answer:
+    return dataclasses.replace(answer, fallback_reason=reason)
 
 
 def _citations(kept, shown: dict[int, Numbered]) -> tuple[Citation, ...]:
