@@ -46,7 +46,7 @@ def main() -> None:
         n = next(p.n for p in prompt.passages if "vetoed" in p.passage.text)
         reply = (f"Russia and China vetoed the UN cease-fire resolution [{n}]. "
                  f"The resolution called for an immediate and sustained cease-fire [{n}].")
-        fallback = svc.answerer._pool.submit(svc.answerer.fallback.answer, QUESTION, passages)
+        fallback = svc.answerer._fallbacks.submit(svc.answerer.fallback.answer, QUESTION, passages)
         fallback.result()
         svc.answerer._check(prompt, reply, fallback)  # warm-up
         checks = []

@@ -31,6 +31,7 @@ class ChatPeer:
     release: threading.Event = field(default_factory=threading.Event)
     stopping: threading.Event = field(default_factory=threading.Event)
     base_url: str = ""
+    drops: int = 0  # close this many connections without a reply (a connection error) first
 
     def say(self, text: str | Callable[[dict], str]) -> None:
         self.reply = text if callable(text) else (lambda body: text)
@@ -53,6 +54,10 @@ def _handler(peer: ChatPeer):
             body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
             peer.requests.append(body)
             peer.received.set()
+            if peer.drops > 0:
+                peer.drops -= 1
+                self.close_connection = True
+                return
             text = peer.reply(body)
             if text == HANG:
                 peer.stopping.wait()

@@ -167,6 +167,14 @@ def test_a_backend_that_is_down_falls_back_after_bounded_retries(make_service):
     assert "unreachable" in answer.fallback_reason and "APIConnectionError" in answer.fallback_reason
 
 
+def test_connection_errors_are_retried(make_service, peer):
+    peer.say(citing("vetoed", "Russia and China vetoed the UN cease-fire resolution [{n}]."))
+    peer.drops = 1
+    answer = make_service(llm_retries=1).ask(VETO)
+    assert answer.backend == "openai" and answer.fallback_reason is None
+    assert len(peer.requests) == 2 and peer.drops == 0
+
+
 def test_a_hanging_backend_falls_back_at_the_timeout(make_service, peer):
     peer.say(HANG)
     svc = make_service(llm_timeout_s=1)

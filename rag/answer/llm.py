@@ -131,7 +131,10 @@ class LLMAnswerer:
         self.not_retryable = not_retryable
         # In-process llama.cpp is one model state: calls take turns (within their deadline).
         self._turn = threading.Lock() if serialize else None
-        self._pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix=f"rag-llm-{backend}")
+        # LLM calls may hang until their client times out; fallbacks get threads of their own, so
+        # that hung calls never delay the answer that replaces them.
+        self._pool = ThreadPoolExecutor(max_workers=32, thread_name_prefix=f"rag-llm-{backend}")
+        self._fallbacks = ThreadPoolExecutor(max_workers=4, thread_name_prefix="rag-llm-fallback")
 
     # -- public -----------------------------------------------------------------------------------
     def answer(self, question: str, passages: list[Passage]) -> Answer:
@@ -153,13 +156,15 @@ class LLMAnswerer:
             return
         deadline = time.monotonic() + self.timeout_s
         # The fallback is worked out while the LLM writes, so a failure at the deadline answers at once.
-        fallback = self._pool.submit(self.fallback.answer, question, passages)
+        fallback = self._fallbacks.submit(self.fallback.answer, question, passages)
         marks = MarkerFilter(len(prompt.passages))
         try:
-            if tokens:
+            # An in-process model streams even when the caller does not: a stream can be stopped at
+            # the deadline, a single call would run on to its last token.
+            if tokens or self._turn is not None:
                 for delta in self._stream_reply(prompt, deadline):
                     out = marks.feed(delta)
-                    if out:
+                    if out and tokens:
                         yield out
             else:
                 marks.feed(self._reply(prompt, deadline))
@@ -173,6 +178,7 @@ class LLMAnswerer:
 
     def close(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)
+        self._fallbacks.shutdown(wait=False, cancel_futures=True)
 
     # -- the call ---------------------------------------------------------------------------------
     def _messages(self, prompt: Prompt):
@@ -267,6 +273,7 @@ class LLMAnswerer:
     def _check(self, prompt: Prompt, raw: str, fallback: Future) -> Answer:
         reply = raw.strip()
         if reply.startswith(NOT_IN_ARTICLES) or reply.rstrip(".") == NOT_IN_ARTICLES:
+            fallback.cancel()  # not needed (if it has not started yet)
             return Answer(text=ABSTAIN_TEXT, abstained=True, backend=self.backend)
         if not reply:
             return _with_reason(fallback.result(), f"the {self.backend} backend returned an empty answer")
@@ -281,6 +288,7 @@ class LLMAnswerer:
             reason = ("no sentence of the LLM answer is supported by the passages it cites"
                       if found else "the LLM answer holds no sentence")
             return dataclasses.replace(_with_reason(fallback.result(), reason), sentences=checks)
+        fallback.cancel()
         return Answer(text=" ".join(c.text for c, _, _ in kept), abstained=False, backend=self.backend,
                       citations=_citations(kept, shown), sentences=checks)
 
