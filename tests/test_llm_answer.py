@@ -269,3 +269,12 @@ def test_a_slow_llm_does_not_block_other_requests(make_service, peer):
     assert health.status_code == 200 and search.status_code == 200
     assert still_waiting, "other requests were served while the LLM call was in progress"
     assert result["abstained"] is True and result["backend"] == "openai"
+
+
+def test_the_extractive_backend_streams_one_answer_event(make_service):
+    svc = make_service(llm_backend="extractive")
+    with live_server(create_app(svc.settings, svc)) as client:
+        events = sse(client.post("/ask", json={"question": VETO, "stream": True}))
+    assert [kind for kind, _ in events] == ["answer"]
+    assert events[0][1]["backend"] == "extractive" and "Russia and China" in events[0][1]["answer"]
+    assert events[0][1]["fallback_reason"] is None and events[0][1]["sentences"] == []
