@@ -13,7 +13,8 @@ $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
 	# torch 2.13.0 is the CPU wheel pip finds locally; installing it first keeps CUDA packages out.
 	$(BIN)/pip install --quiet torch==2.13.0
-	$(BIN)/pip install --quiet -e '.[test]'
+	# [llm]: llama-cpp-python builds llama.cpp from source (~4 min); the tests run it for real.
+	$(BIN)/pip install --quiet -e '.[test,llm]'
 	touch $@
 
 run: install

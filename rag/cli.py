@@ -294,10 +294,34 @@ def answerer(ctx: click.Context, file: Path, out: Path | None, exclude_articles:
                f"{len(model.trained_on['articles'])} articles)")
 
 
+@train_group.command()
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Where to write the figures (default: the shipped rag/answer/support-calibration.json)")
+@click.pass_context
+def support(ctx: click.Context, file: Path, out: Path | None) -> None:
+    """Calibrate the citation support check (embedding weight, threshold) on a SQuAD 2.0 file."""
+    from rag.answer.calibration import CALIBRATION_FILE, calibrate
+    from rag.embedding import SentenceTransformerEmbedder
+
+    settings = _settings(ctx)
+    embedder = SentenceTransformerEmbedder(settings.embedding_model, settings.embedding_path,
+                                           settings.embed_batch_size)
+    result = calibrate(embedder, file)
+    out = out or CALIBRATION_FILE
+    out.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+    best = result["at_threshold"]
+    click.echo(f"wrote {out}: embedding weight {best['weight']}, threshold {best['threshold']} "
+               f"(precision {best['precision']:.3f}, recall {best['recall']:.3f}, F1 {best['f1']:.3f} "
+               f"on {result['data']['pairs']} pairs)")
+
+
 def _answer_text(answer: Answer) -> str:
     lines = [answer.text]
     if answer.citations:
         lines.append("")
         lines.extend(f"[{c.n}] {c.title} ({c.article_id}): “{c.quote}”" for c in answer.citations)
+    if answer.fallback_reason:
+        lines.append(f"\n(extractive answer: {answer.fallback_reason})")
     return "\n".join(lines)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -40,5 +41,28 @@ class Settings(BaseSettings):
         "none", description="Learned extractive answerer: 'none' (hand-set heuristic), 'shipped' "
                             "(rag/answer/answerer-model.json), or the path of a `rag train answerer` file"
     )
+    # The LLM answerer (issue 5): off by default; the extractive answerer is its fallback.
+    llm_backend: Literal["extractive", "llamacpp", "openai"] = Field(
+        "extractive", description="Who writes answers: the extractive reader, a local GGUF, or an "
+                                  "OpenAI-compatible server")
+    llm_model_path: Path | None = Field(None, description="GGUF file for the llamacpp backend")
+    llm_base_url: str | None = Field(None, description="OpenAI-compatible server, e.g. http://host:8080/v1")
+    llm_model: str = Field("default", description="Model name sent to the OpenAI-compatible server")
+    llm_api_key: str = Field("none", description="API key for the OpenAI-compatible server")
+    llm_timeout_s: float = Field(30.0, gt=0, le=600, description="Bounds the whole LLM call, retries included")
+    llm_retries: int = Field(2, ge=0, le=5, description="Retries on connection errors only")
+    llm_context_tokens: int = Field(
+        3000, ge=200, le=100_000, description="tiktoken budget of the prompt (instructions, question, passages)")
+    llm_max_answer_tokens: int = Field(300, ge=16, le=4096, description="Longest answer the LLM may write")
+    llm_n_ctx: int | None = Field(
+        None, ge=256, description="llamacpp context window in the model's tokens (default: twice the "
+                                  "prompt budget plus the answer)")
+    llm_threads: int | None = Field(None, ge=1, description="CPU threads for llamacpp (default: llama.cpp's)")
+    # Calibrated on SQuAD 2.0 dev-a by `rag train support` (rag/answer/support-calibration.json):
+    # best F1 (0.958: precision 0.954, recall 0.963) separating question+answer statements from
+    # their own paragraph vs another paragraph of the same article, with embedding weight 0.25.
+    support_threshold: float = Field(
+        0.52, ge=0, le=1, description="Least support score (lexical + embedding) an answer sentence needs "
+                                     "from the passages it cites")
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=0, le=65535)

@@ -29,3 +29,11 @@ class IndexMismatch(RagError):
 
 class IndexNotReady(RagError):
     """The service is still loading, or failed to load (HTTP 503)."""
+
+
+class BadSettings(RagError):
+    """A setting names something missing or inconsistent; the message names the setting."""
+
+
+class LLMFailed(RagError):
+    """The LLM backend was down, timed out, or replied with nothing usable; the answerer falls back."""

@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 from rag.answer import Answerer
+from rag.answer.citations import SupportScorer
 from rag.answer.extractive import ExtractiveAnswerer
+from rag.answer.llm import LLMAnswerer
 from rag.chunking import Chunker
 from rag.config import Settings
 from rag.embedding import Embedder, SentenceTransformerEmbedder
 from rag.errors import InvalidInput
 from rag.indexer import Indexer
+from rag.llm import build_backend
 from rag.retrieval import Retriever
 from rag.store import Store
 from rag.types import NO_FILTERS, Answer, Article, Filters, IngestFailure, IngestReport, Passage
@@ -32,6 +35,16 @@ class Service:
         question = self._check_question(question)
         passages = self.retriever.search(question, top_k or self.settings.top_k, filters)
         return self.answerer.answer(question, passages)
+
+    def ask_stream(self, question: str, top_k: int | None = None,
+                   filters: Filters = NO_FILTERS) -> Iterator[str | Answer]:
+        """Checks the question and retrieves now (errors surface before any streaming); the
+        iterator then yields the answer's text as it is written, and the checked `Answer` last."""
+        question = self._check_question(question)
+        passages = self.retriever.search(question, top_k or self.settings.top_k, filters)
+        if isinstance(self.answerer, LLMAnswerer):
+            return self.answerer.stream(question, passages)
+        return iter([self.answerer.answer(question, passages)])
 
     def search(self, query: str, top_k: int | None = None, filters: Filters = NO_FILTERS) -> list[Passage]:
         return self.retriever.search(self._check_question(query), top_k or self.settings.top_k, filters)
@@ -69,6 +82,8 @@ class Service:
         return question
 
     def close(self) -> None:
+        if isinstance(self.answerer, LLMAnswerer):
+            self.answerer.close()
         self.store.close()
 
 
@@ -77,13 +92,23 @@ def build_service(settings: Settings, embedder: Embedder | None = None) -> Servi
     embedder = embedder or SentenceTransformerEmbedder(
         settings.embedding_model, settings.embedding_path, settings.embed_batch_size
     )
+    backend = build_backend(settings)  # before the store opens: a bad setting leaves nothing open
     store = Store(settings.index_dir, embedder.name, embedder.dimension)
     chunker = Chunker(budget=settings.chunk_tokens, overlap=settings.chunk_overlap_tokens)
+    extractive = ExtractiveAnswerer.with_model(embedder, settings.answerer_model)
+    answerer: Answerer = extractive
+    if backend is not None:
+        answerer = LLMAnswerer(
+            backend.llm, backend.name, SupportScorer(embedder, settings.support_threshold), extractive,
+            timeout_s=settings.llm_timeout_s, retries=settings.llm_retries,
+            context_tokens=settings.llm_context_tokens, retryable=backend.retryable,
+            not_retryable=backend.not_retryable, serialize=backend.serialize,
+        )
     return Service(
         settings=settings,
         embedder=embedder,
         store=store,
         indexer=Indexer(chunker, embedder, store),
         retriever=Retriever(store, embedder, settings.candidates, settings.dense_weight),
-        answerer=ExtractiveAnswerer.with_model(embedder, settings.answerer_model),
+        answerer=answerer,
     )

@@ -124,6 +124,16 @@ class Citation:
 
 
 @dataclass(frozen=True, slots=True)
+class SentenceCheck:
+    """One sentence of an LLM answer, checked against the passages it cites."""
+
+    text: str  # with its [n] markers
+    cites: tuple[int, ...]
+    supported: bool
+    score: float  # support score in [0, 1]; compared with Settings.support_threshold
+
+
+@dataclass(frozen=True, slots=True)
 class Answer:
     """An answer whose [n] markers match `citations`; `abstained` when the articles lack it."""
 
@@ -133,6 +143,7 @@ class Answer:
     citations: tuple[Citation, ...] = ()
     fallback_reason: str | None = None
     closest: Citation | None = None  # when abstaining: the nearest sentence found, not a claim
+    sentences: tuple[SentenceCheck, ...] = ()  # LLM answers: every sentence it wrote, checked
 
 
 @dataclass(slots=True)

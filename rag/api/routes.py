@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
+from collections.abc import Iterator
 from typing import Annotated
 
 from fastapi import APIRouter, Body, Depends, Path, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, StreamingResponse
 
 from rag.api.schemas import (
     ArticleIn,
@@ -22,7 +24,7 @@ from rag.api.schemas import (
 from rag.errors import InvalidInput, RagError
 from rag.ingest import article_from_record
 from rag.service import Service
-from rag.types import Article, IngestFailure
+from rag.types import Answer, Article, IngestFailure
 
 # Writes wait this long for another writer (an ingest run) before answering 503 + Retry-After.
 WRITE_LOCK_TIMEOUT_S = 30.0
@@ -48,9 +50,26 @@ def health(request: Request) -> HealthResponse | JSONResponse:
     return HealthResponse(**holder.service.health())
 
 
-@router.post("/ask", response_model=AskResponse)
-def ask(body: AskRequest, service: ServiceDep) -> AskResponse:
-    return AskResponse.of(service.ask(body.question, body.top_k, body.to_filters()))
+@router.post("/ask", response_model=AskResponse,
+             responses={200: {"content": {"text/event-stream": {}},
+                              "description": "With `stream`: `token` events, then one `answer` event"}})
+def ask(body: AskRequest, service: ServiceDep) -> AskResponse | StreamingResponse:
+    # A sync route runs in the thread pool, as does a sync stream's iteration: a slow LLM never
+    # blocks the event loop.
+    if not body.stream:
+        return AskResponse.of(service.ask(body.question, body.top_k, body.to_filters()))
+    events = service.ask_stream(body.question, body.top_k, body.to_filters())
+    return StreamingResponse(_sse(events), media_type="text/event-stream",
+                             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+
+
+def _sse(events: Iterator[str | Answer]) -> Iterator[str]:
+    """Server-sent events: `token` ({"text"}) as the answer is written, `answer` (AskResponse) last."""
+    for event in events:
+        if isinstance(event, Answer):
+            yield f"event: answer\ndata: {AskResponse.of(event).model_dump_json()}\n\n"
+        else:
+            yield f"event: token\ndata: {json.dumps({'text': event})}\n\n"
 
 
 @router.post("/search", response_model=SearchResponse)

@@ -7,7 +7,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from rag.types import Answer, Article, Citation, Filters, IngestReport, Passage
+from rag.types import Answer, Article, Citation, Filters, IngestReport, Passage, SentenceCheck
 
 
 class FiltersModel(BaseModel):
@@ -46,6 +46,7 @@ def _not_blank(value: str) -> str:
 
 class AskRequest(_Query):
     question: str = Field(..., min_length=1, max_length=10_000)
+    stream: bool = Field(False, description="Answer as text/event-stream: `token` events, then `answer`")
 
     _check = field_validator("question")(_not_blank)
 
@@ -71,12 +72,29 @@ class CitationModel(BaseModel):
         return cls(**{f: getattr(citation, f) for f in cls.model_fields})
 
 
+class SentenceModel(BaseModel):
+    text: str = Field(..., description="A sentence the LLM wrote, with its [n] markers")
+    cites: list[int]
+    supported: bool = Field(..., description="Whether the passages it cites support it (else it is "
+                                             "left out of `answer`)")
+    score: float
+
+    @classmethod
+    def of(cls, s: SentenceCheck) -> SentenceModel:
+        return cls(text=s.text, cites=list(s.cites), supported=s.supported, score=s.score)
+
+
 class AskResponse(BaseModel):
     answer: str = Field(..., description="The answer with [n] markers, or why it abstained")
     abstained: bool
-    backend: str
-    citations: list[CitationModel]
-    fallback_reason: str | None = None
+    backend: str = Field(..., description="Who wrote the answer: extractive, llamacpp or openai")
+    citations: list[CitationModel] = Field(
+        ..., description="n is the number the answer's [n] markers use (for an LLM answer: the passage "
+                         "number in its prompt, so numbers may skip)")
+    fallback_reason: str | None = Field(
+        None, description="Why the LLM's answer was replaced by the extractive one")
+    sentences: list[SentenceModel] = Field(
+        default_factory=list, description="LLM answers: every sentence it wrote, with its support check")
     closest: CitationModel | None = Field(
         None, description="When abstaining: the nearest passage found, shown for orientation, not as support")
 
@@ -85,6 +103,7 @@ class AskResponse(BaseModel):
         return cls(answer=answer.text, abstained=answer.abstained, backend=answer.backend,
                    citations=[CitationModel.of(c) for c in answer.citations],
                    fallback_reason=answer.fallback_reason,
+                   sentences=[SentenceModel.of(s) for s in answer.sentences],
                    closest=CitationModel.of(answer.closest) if answer.closest else None)
 
 
