@@ -17,7 +17,6 @@ from rag.answer.spans import candidate_spans, content_terms, key_terms, question
 from rag.embedding import Embedder
 from rag.types import Answer, Citation, Passage
 
-
 # Question forms whose answer is a typed regex match, for which the typed span nearest the
 # question's words beat the learned span scorer out of fold on dev-a (span F1 given the right
 # sentence: date 74.0 vs 73.2, number 78.9 vs 67.0); for names, places, reasons and noun phrases
