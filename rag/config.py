@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -37,6 +37,18 @@ class Settings(BaseSettings):
     answerer_model: str = Field(
         "none", description="Learned extractive answerer: 'none' (hand-set heuristic), 'shipped' "
                             "(rag/answer/answerer-model.json), or the path of a `rag train answerer` file"
+    )
+    # Secrets: SecretStr keeps them out of reprs, tracebacks and logs.
+    api_keys: SecretStr | None = Field(
+        None, description='JSON object: API key -> its scopes, e.g. {"k1": ["read"], "k2": ["read", "ingest"]}'
+    )
+    api_keys_file: Path | None = Field(None, description="A file holding the same JSON as RAG_API_KEYS")
+    rate_limit_per_min: int = Field(600, ge=0, description="Requests per minute per API key; 0 turns it off")
+    max_concurrent_requests: int = Field(
+        32, ge=1, description="Requests served at once; more get 503 + Retry-After"
+    )
+    request_timeout_s: float = Field(
+        60.0, gt=0, description="A request with no response started by then gets 504"
     )
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=0, le=65535)

@@ -29,3 +29,7 @@ class IndexMismatch(RagError):
 
 class IndexNotReady(RagError):
     """The service is still loading, or failed to load (HTTP 503)."""
+
+
+class ConfigError(RagError):
+    """A setting is unusable (e.g. malformed RAG_API_KEYS); reported at start, before serving."""

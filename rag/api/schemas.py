@@ -166,6 +166,10 @@ class DeleteResponse(BaseModel):
     deleted: str
 
 
+class ErrorResponse(BaseModel):
+    detail: Any = Field(..., description="What is wrong: a message, or FastAPI's list of field errors")
+
+
 class HealthResponse(BaseModel):
     status: str = Field(..., description="ok, degraded (index rebuilt at load), loading or failed")
     articles: int | None = None
