@@ -159,7 +159,6 @@ def serve(ctx: click.Context, host: str | None, port: int | None) -> None:
     import uvicorn
 
     from rag.api.app import create_app
-
     from rag.api.auth import KeyRing
 
     settings = _settings(ctx)

@@ -28,6 +28,7 @@ from typing import Annotated
 
 from fastapi import Depends, HTTPException, Request
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
+from pydantic import SecretStr
 
 from rag.api.schemas import ErrorResponse
 from rag.config import Settings
@@ -86,7 +87,9 @@ class KeyRing:
             except OSError as error:
                 raise ConfigError(f"cannot read RAG_API_KEYS_FILE {settings.api_keys_file}: {error.strerror}") from None
         elif settings.api_keys is not None:
-            text, origin = settings.api_keys.get_secret_value(), "RAG_API_KEYS"
+            keys = settings.api_keys  # a plain str when set by model_copy(update=...), as tests do
+            text = keys.get_secret_value() if isinstance(keys, SecretStr) else str(keys)
+            origin = "RAG_API_KEYS"
         else:
             return cls({})
         try:

@@ -74,6 +74,11 @@ def add_articles(
     items: list[Article | IngestFailure] = []
     for i, record in enumerate(records):
         origin = "request" if single else f"request item {i}"
+        size = len((record.text or record.html or "").encode("utf-8", "surrogatepass"))
+        if size > service.settings.max_article_bytes:  # the same limit as for files
+            items.append(IngestFailure(origin, f"article is {size} bytes, over the "
+                                               f"{service.settings.max_article_bytes} byte limit"))
+            continue
         try:
             items.append(article_from_record(record.record(), origin=origin))
         except RagError as error:
