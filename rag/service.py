@@ -83,7 +83,7 @@ def build_service(settings: Settings, embedder: Embedder | None = None) -> Servi
         settings=settings,
         embedder=embedder,
         store=store,
-        indexer=Indexer(chunker, embedder, store),
+        indexer=Indexer(chunker, embedder, store, batch_size=settings.ingest_batch_size),
         retriever=Retriever(store, embedder, settings.candidates, settings.rrf_k),
         answerer=ExtractiveAnswerer.with_model(embedder, settings.answerer_model),
     )

@@ -37,7 +37,9 @@ ROUNDS = int(os.environ.get("RAG_TEST_CRASH_ROUNDS", "3"))
 
 def _env() -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("RAG_")}
-    return env | {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "RAG_API_KEYS": json.dumps({KEY: ["admin"]})}
+    # Small batches: many commits, so kills land before, during and after them.
+    return env | {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "RAG_INGEST_BATCH_SIZE": "8",
+                  "RAG_API_KEYS": json.dumps({KEY: ["admin"]})}
 
 
 def bbc_files(per_category: int) -> list[Path]:
@@ -56,6 +58,27 @@ def rag_check(index: Path) -> str:
 def stored_ids(index: Path) -> list[str]:
     with sqlite3.connect(index / "docstore.sqlite") as db:
         return [row[0] for row in db.execute("SELECT id FROM articles")]
+
+
+def generation(index: Path) -> int:
+    try:  # read-only: never create the file before the process under test does
+        db = sqlite3.connect(f"file:{index / 'docstore.sqlite'}?mode=ro", uri=True, timeout=30)
+        try:
+            row = db.execute("SELECT value FROM meta WHERE key='generation'").fetchone()
+        finally:
+            db.close()
+    except sqlite3.OperationalError:  # not created yet
+        return -1
+    return int(row[0]) if row else -1
+
+
+def wait_for_progress(index: Path, since: int, ended) -> None:
+    """Until the docstore has moved past generation `since` (a commit in this run) or `ended()`:
+    so that the random kill that follows lands among the writes, not in start-up."""
+    deadline = time.monotonic() + 600
+    while generation(index) <= since and not ended():
+        assert time.monotonic() < deadline, "no progress"
+        time.sleep(0.05)
 
 
 @dataclass
@@ -78,10 +101,12 @@ def cli_rounds(files: list[Path], index: Path, rounds: int, rng: random.Random, 
         shutil.copy(file, target)
     killed = 0
     for n in range(1, rounds + 1):
+        start = generation(index)
         process = subprocess.Popen([RAG, "--index-dir", str(index), "ingest", str(folder)],
                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL,
                                    env=_env())
-        delay = rng.uniform(0.5, max_delay)
+        wait_for_progress(index, start, lambda p=process: p.poll() is not None)
+        delay = rng.uniform(0, max_delay)
         try:
             process.wait(timeout=delay)
             outcome = f"finished first (exit {process.returncode})"
@@ -93,7 +118,7 @@ def cli_rounds(files: list[Path], index: Path, rounds: int, rng: random.Random, 
         report = rag_check(index)
         ids = stored_ids(index)
         assert len(ids) == len(set(ids)) <= len(files)
-        log.note(f"ingest round {n}: {outcome} after {delay:.1f} s; {len(ids)}/{len(files)} articles stored; "
+        log.note(f"ingest round {n}: {outcome} {delay:.1f} s after a commit; {len(ids)}/{len(files)} stored; "
                  f"check: {report.strip().splitlines()[-2]}")
     result = subprocess.run([RAG, "--index-dir", str(index), "ingest", str(folder)], check=False, capture_output=True,
                             text=True, timeout=1800, stdin=subprocess.DEVNULL, env=_env())
@@ -160,8 +185,10 @@ def server_rounds(files: list[Path], index: Path, rounds: int, rng: random.Rando
                     position += len(batch)
 
         client = threading.Thread(target=post_batches)
+        start = generation(index)
         client.start()
-        delay = rng.uniform(0.2, max_delay)
+        wait_for_progress(index, start, lambda c=client: not c.is_alive())
+        delay = rng.uniform(0, max_delay)
         client.join(timeout=None if final else delay)
         if final:
             outcome = "ran to the end"
@@ -178,19 +205,19 @@ def server_rounds(files: list[Path], index: Path, rounds: int, rng: random.Rando
         assert len(ids) == len(set(ids))
         lost = acknowledged - set(ids)
         assert not lost, f"acknowledged but lost: {sorted(lost)[:10]}"
-        log.note(f"server round {n}: {outcome} after {delay:.1f} s; {len(acknowledged)} acknowledged, "
+        log.note(f"server round {n}: {outcome} {delay:.1f} s after a commit; {len(acknowledged)} acknowledged, "
                  f"{len(ids)}/{len(records)} stored; check: {report.strip().splitlines()[-2]}")
     assert sorted(stored_ids(index)) == sorted(r["id"] for r in records)
 
 
 @pytest.mark.slow
 def test_killed_ingest_runs_leave_a_consistent_index_and_a_rerun_completes(tmp_path):
-    cli_rounds(bbc_files(24), tmp_path / "index", ROUNDS, random.Random(11), 25.0, CrashLog())
+    cli_rounds(bbc_files(16), tmp_path / "index", ROUNDS, random.Random(11), 6.0, CrashLog())
 
 
 @pytest.mark.slow
 def test_killed_server_loses_no_acknowledged_article(tmp_path):
-    server_rounds(bbc_files(8), tmp_path / "index", ROUNDS, random.Random(12), 8.0, CrashLog())
+    server_rounds(bbc_files(8), tmp_path / "index", ROUNDS, random.Random(12), 3.0, CrashLog())
 
 
 # -- damaged index files ------------------------------------------------------------------------
