@@ -77,7 +77,7 @@ def test_openapi_declares_both_ways_to_send_a_key(keyed):
     spec = keyed.get("/openapi.json").json()
     schemes = spec["components"]["securitySchemes"]
     assert {s["type"] for s in schemes.values()} == {"http", "apiKey"}
-    assert {"401", "403", "429"} <= set(spec["paths"]["/ask"]["post"]["responses"])
+    assert {"400", "401", "403", "422", "429"} <= set(spec["paths"]["/ask"]["post"]["responses"])
     assert "security" not in spec["paths"]["/health"]["get"]
 
 

@@ -2,7 +2,7 @@
 
     @router.post("/ask", dependencies=[Depends(require_scope("read"))])
 
-    @router.post("/ask", dependencies=READ, responses=AUTH_RESPONSES)   # the same, shorter
+    @router.post("/ask", dependencies=READ, responses=ERROR_RESPONSES)  # the same, shorter
     router = APIRouter(dependencies=INGEST)                              # a whole router
 
 Keys come from `RAG_API_KEYS` (or the file `RAG_API_KEYS_FILE`), a JSON object mapping each key
@@ -164,11 +164,14 @@ READ = [Depends(require_scope("read"))]
 INGEST = [Depends(require_scope("ingest"))]
 ADMIN = [Depends(require_scope("admin"))]
 
-# What an authenticated route may answer besides its own result: for the OpenAPI document (and so
-# for clients and fuzzers).
-AUTH_RESPONSES: dict[int | str, dict] = {
+# What a route may answer besides its own result, for the OpenAPI document (and so for clients
+# and fuzzers). 422 is redefined: domain errors put a message in `detail`, FastAPI a list.
+ERROR_RESPONSES: dict[int | str, dict] = {
     code: {"model": ErrorResponse, "description": text} for code, text in (
-        (401, "Missing or unknown API key"), (403, "The API key lacks the scope"),
-        (413, "Request body too large"), (429, "Rate limit reached (see Retry-After)"),
+        (400, "The body is not valid JSON text"), (401, "Missing or unknown API key"),
+        (403, "The API key lacks the scope"), (413, "Request body too large"),
+        (422, "Invalid request: a message, or a list of field errors"),
+        (429, "Rate limit reached (see Retry-After)"),
         (503, "Busy, loading or index unusable (see Retry-After)"), (504, "Request timeout"))
 }
+NOT_FOUND: dict[int | str, dict] = {404: {"model": ErrorResponse, "description": "No article with that id"}}

@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Body, Depends, Path, Request
 from fastapi.responses import JSONResponse
 
-from rag.api.auth import AUTH_RESPONSES, INGEST, READ
+from rag.api.auth import ERROR_RESPONSES, INGEST, NOT_FOUND, READ
 from rag.api.schemas import (
     ArticleIn,
     ArticleOut,
@@ -49,18 +49,18 @@ def health(request: Request) -> HealthResponse | JSONResponse:
     return HealthResponse(**holder.service.health())
 
 
-@router.post("/ask", response_model=AskResponse, dependencies=READ, responses=AUTH_RESPONSES)
+@router.post("/ask", response_model=AskResponse, dependencies=READ, responses=ERROR_RESPONSES)
 def ask(body: AskRequest, service: ServiceDep) -> AskResponse:
     return AskResponse.of(service.ask(body.question, body.top_k, body.to_filters()))
 
 
-@router.post("/search", response_model=SearchResponse, dependencies=READ, responses=AUTH_RESPONSES)
+@router.post("/search", response_model=SearchResponse, dependencies=READ, responses=ERROR_RESPONSES)
 def search(body: SearchRequest, service: ServiceDep) -> SearchResponse:
     passages = service.search(body.query, body.top_k, body.to_filters())
     return SearchResponse(results=[SearchResult.of(p) for p in passages])
 
 
-@router.post("/articles", response_model=IngestResponse, dependencies=INGEST, responses=AUTH_RESPONSES)
+@router.post("/articles", response_model=IngestResponse, dependencies=INGEST, responses=ERROR_RESPONSES)
 def add_articles(
     body: Annotated[ArticleIn | list[ArticleIn], Body(description="One article or a list of them")],
     service: ServiceDep,
@@ -89,12 +89,14 @@ def add_articles(
     return IngestResponse.of(report)
 
 
-@router.get("/articles/{article_id}", response_model=ArticleOut, dependencies=READ, responses=AUTH_RESPONSES)
+@router.get("/articles/{article_id}", response_model=ArticleOut, dependencies=READ,
+            responses=ERROR_RESPONSES | NOT_FOUND)
 def get_article(article_id: ArticleId, service: ServiceDep) -> ArticleOut:
     return ArticleOut.of(service.article(article_id))
 
 
-@router.delete("/articles/{article_id}", response_model=DeleteResponse, dependencies=INGEST, responses=AUTH_RESPONSES)
+@router.delete("/articles/{article_id}", response_model=DeleteResponse, dependencies=INGEST,
+               responses=ERROR_RESPONSES | NOT_FOUND)
 def delete_article(article_id: ArticleId, service: ServiceDep) -> DeleteResponse:
     service.delete(article_id, lock_timeout=WRITE_LOCK_TIMEOUT_S)
     return DeleteResponse(deleted=article_id)

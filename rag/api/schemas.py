@@ -167,7 +167,8 @@ class DeleteResponse(BaseModel):
 
 
 class ErrorResponse(BaseModel):
-    detail: Any = Field(..., description="What is wrong: a message, or FastAPI's list of field errors")
+    detail: str | list[dict[str, Any]] = Field(
+        ..., description="What is wrong: a message, or a list of field errors (FastAPI's validation)")
 
 
 class HealthResponse(BaseModel):
