@@ -212,18 +212,22 @@ def test_eight_readers_beside_a_writer_see_no_5xx_and_no_deleted_article(bbc_ser
     with serve(bbc_service, rate_limit_per_min=0) as http:
 
         def writer() -> None:
+            """Adds wr-0, wr-1, ...; keeps the last three, deleting the one before them."""
             i = 0
-            while not stop.is_set():
-                response = http.post("/articles", json=_writer_article(i), headers=AUTH)
-                if response.status_code != 200:
-                    errors.append(f"add wr-{i}: {response.status_code} {response.text[:200]}")
-                time.sleep(0.3)
-                response = http.delete(f"/articles/wr-{i}", headers=AUTH)
-                with lock:
-                    deleted_at[f"wr-{i}"] = time.monotonic()
-                if response.status_code != 200:
-                    errors.append(f"delete wr-{i}: {response.status_code} {response.text[:200]}")
-                i += 1
+            while not stop.is_set() or i - len(deleted_at) > 0:
+                if not stop.is_set():
+                    response = http.post("/articles", json=_writer_article(i), headers=AUTH)
+                    if response.status_code != 200:
+                        errors.append(f"add wr-{i}: {response.status_code} {response.text[:200]}")
+                    i += 1
+                if i - len(deleted_at) > 3 or stop.is_set():
+                    victim = f"wr-{len(deleted_at)}"
+                    response = http.delete(f"/articles/{victim}", headers=AUTH)
+                    with lock:
+                        deleted_at[victim] = time.monotonic()
+                    if response.status_code != 200:
+                        errors.append(f"delete {victim}: {response.status_code} {response.text[:200]}")
+                time.sleep(0.2)
 
         def reader(n: int) -> None:
             nonlocal cited_writer, asked
