@@ -260,6 +260,8 @@ def test_eight_readers_beside_a_writer_see_no_5xx_and_no_deleted_article(bbc_ser
         for thread in threads:
             thread.join(timeout=120)
         assert not any(thread.is_alive() for thread in threads)
+        print(f"{CONCURRENCY_SECONDS:g} s: {asked} reads, {len(deleted_at)} articles added and deleted, "
+              f"{cited_writer} citations of them while they existed")
         assert not errors, errors[:10]
         assert len(deleted_at) >= 3 and asked >= 16
         assert cited_writer > 0  # the readers did see the writer's articles while they existed
