@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
-.PHONY: install run test bench lint
+.PHONY: install run test bench bench-load bench-crash lint
 
 install: $(VENV)/.installed
 
@@ -26,6 +26,12 @@ test: install
 
 bench: install
 	$(BIN)/python bench/ask_latency.py $(CORPUS)
+
+bench-load: install
+	$(BIN)/python bench/load.py
+
+bench-crash: install
+	$(BIN)/python bench/crash.py
 
 lint: install
 	$(BIN)/ruff check rag tests bench

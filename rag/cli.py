@@ -159,12 +159,66 @@ def serve(ctx: click.Context, host: str | None, port: int | None) -> None:
     import uvicorn
 
     from rag.api.app import create_app
+    from rag.api.auth import KeyRing
 
     settings = _settings(ctx)
+    host = host or settings.host
+    try:
+        keyring = KeyRing.from_settings(settings)
+    except RagError as error:
+        raise click.ClickException(str(error)) from error
+    if keyring.enabled:
+        click.echo(f"API keys: {len(keyring)} configured; every route but /health needs one", err=True)
+    elif not _is_loopback(host):
+        raise click.ClickException(
+            f"refusing to listen on {host} with no API keys configured: anyone who can reach it could "
+            "read and change the index. Set RAG_API_KEYS (or RAG_API_KEYS_FILE), or serve on 127.0.0.1")
+    else:
+        click.echo(f"no API keys configured: open to every local user of this machine, on {host} only", err=True)
     service = _service(ctx)  # load before binding, so a bad index fails here with a clear message
     app = create_app(settings, service)
-    uvicorn.run(app, host=host or settings.host, port=port if port is not None else settings.port,
+    uvicorn.run(app, host=host, port=port if port is not None else settings.port,
                 log_level="info")
+
+
+def _is_loopback(host: str) -> bool:
+    import ipaddress
+
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False  # a host name: it may resolve to anything
+
+
+@main.command()
+@click.pass_context
+def check(ctx: click.Context) -> None:
+    """Verify that the docstore, FAISS and BM25 hold the same chunks; exit 1 if they do not."""
+    from rag.store import Store
+
+    settings = _settings(ctx)
+    if not (settings.index_dir / "docstore.sqlite").exists():
+        raise click.ClickException(f"no index at {settings.index_dir}")
+    try:
+        # No model needed: the dimension is the one the docstore was built with.
+        store = Store.open_existing(settings.index_dir, settings.embedding_model)
+    except RagError as error:
+        raise click.ClickException(str(error)) from error
+    try:
+        result = store.check()
+        if store.load_problem:
+            click.echo(f"note: {store.load_problem}")
+        click.echo(f"articles {result.articles}, chunks {result.chunks}, FAISS vectors {result.vectors}, "
+                   f"BM25 documents {result.keyword_docs}")
+    finally:
+        store.close()
+    for problem in result.problems:
+        click.echo(f"problem: {problem}", err=True)
+    if not result.ok:
+        sys.exit(1)
+    click.echo("ok: the docstore and every index agree")
 
 
 @main.group(name="eval")

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -27,6 +27,10 @@ class Settings(BaseSettings):
         160, ge=32, le=400, description="tiktoken budget per chunk; must fit the 256 word-piece window"
     )
     chunk_overlap_tokens: int = Field(32, ge=0, le=200, description="Sentences carried into the next chunk")
+    ingest_batch_size: int = Field(
+        64, ge=1, le=10_000, description="Articles per docstore transaction: an interrupted ingest keeps "
+                                         "every batch it finished"
+    )
     max_article_bytes: int = Field(5_000_000, ge=1_000, description="Larger files are refused")
     max_request_bytes: int = Field(20_000_000, ge=1_000, description="Larger HTTP bodies get 413")
     max_question_chars: int = Field(1_000, ge=10)
@@ -64,5 +68,17 @@ class Settings(BaseSettings):
     support_threshold: float = Field(
         0.52, ge=0, le=1, description="Least support score (lexical + embedding) an answer sentence needs "
                                      "from the passages it cites")
+    # Secrets: SecretStr keeps them out of reprs, tracebacks and logs.
+    api_keys: SecretStr | None = Field(
+        None, description='JSON object: API key -> its scopes, e.g. {"k1": ["read"], "k2": ["read", "ingest"]}'
+    )
+    api_keys_file: Path | None = Field(None, description="A file holding the same JSON as RAG_API_KEYS")
+    rate_limit_per_min: int = Field(600, ge=0, description="Requests per minute per API key; 0 turns it off")
+    max_concurrent_requests: int = Field(
+        32, ge=1, description="Requests served at once; more get 503 + Retry-After"
+    )
+    request_timeout_s: float = Field(
+        60.0, gt=0, description="A request with no response started by then gets 504"
+    )
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=0, le=65535)

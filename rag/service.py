@@ -47,7 +47,7 @@ class Service:
         return iter([self.answerer.answer(question, passages)])
 
     def search(self, query: str, top_k: int | None = None, filters: Filters = NO_FILTERS) -> list[Passage]:
-        return self.retriever.search(self._check_question(query), top_k or self.settings.top_k, filters)
+        return self.retriever.search(self._check_question(query, "query"), top_k or self.settings.top_k, filters)
 
     def ingest(self, items: Iterable[Article | IngestFailure], lock_timeout: float | None = None) -> IngestReport:
         return self.indexer.add(items, lock_timeout=lock_timeout)
@@ -71,13 +71,13 @@ class Service:
             "index_problem": self.store.load_problem,
         }
 
-    def _check_question(self, question: str) -> str:
+    def _check_question(self, question: str, name: str = "question") -> str:
         question = question.strip()
         if not question:
-            raise InvalidInput("question must not be empty")
+            raise InvalidInput(f"{name} must not be empty")
         if len(question) > self.settings.max_question_chars:
             raise InvalidInput(
-                f"question is {len(question)} characters, over the {self.settings.max_question_chars} limit"
+                f"{name} is {len(question)} characters, over the {self.settings.max_question_chars} limit"
             )
         return question
 
@@ -108,7 +108,7 @@ def build_service(settings: Settings, embedder: Embedder | None = None) -> Servi
         settings=settings,
         embedder=embedder,
         store=store,
-        indexer=Indexer(chunker, embedder, store),
+        indexer=Indexer(chunker, embedder, store, batch_size=settings.ingest_batch_size),
         retriever=Retriever(store, embedder, settings.candidates, settings.dense_weight),
         answerer=answerer,
     )

@@ -10,7 +10,8 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
-from rag.api.limits import BodySizeLimit
+from rag.api.auth import KeyRing
+from rag.api.limits import BodySizeLimit, ConcurrencyLimit, RateLimiter, RequestTimeout
 from rag.api.routes import router
 from rag.config import Settings
 from rag.errors import (
@@ -58,8 +59,10 @@ class ServiceHolder:
 
 def create_app(settings: Settings | None = None, service: Service | None = None) -> FastAPI:
     """With `service` given (the CLI, tests) it is used as is; otherwise it is built from
-    `settings` in a background thread, so the port answers /health at once (503 until ready)."""
+    `settings` in a background thread, so the port answers /health at once (503 until ready).
+    Raises BadSettings for unusable API keys, before anything is served."""
     settings = settings or Settings()
+    keyring = KeyRing.from_settings(settings)
     holder = ServiceHolder()
 
     @asynccontextmanager
@@ -80,8 +83,14 @@ def create_app(settings: Settings | None = None, service: Service | None = None)
     )
     app.state.holder = holder
     app.state.settings = settings
+    app.state.keyring = keyring
+    app.state.rate_limiter = RateLimiter(settings.rate_limit_per_min)
     app.include_router(router)
+    # The last added runs first: the timeout must wrap the concurrency limit, so that work it
+    # abandons keeps its slot until it really ends.
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_request_bytes)
+    app.add_middleware(ConcurrencyLimit, max_requests=settings.max_concurrent_requests)
+    app.add_middleware(RequestTimeout, seconds=settings.request_timeout_s)
 
     @app.exception_handler(RagError)
     async def rag_error(request: Request, error: RagError) -> JSONResponse:

@@ -9,6 +9,7 @@ from typing import Annotated
 from fastapi import APIRouter, Body, Depends, Path, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 
+from rag.api.auth import ERROR_RESPONSES, INGEST, NOT_FOUND, READ
 from rag.api.schemas import (
     ArticleIn,
     ArticleOut,
@@ -50,8 +51,9 @@ def health(request: Request) -> HealthResponse | JSONResponse:
     return HealthResponse(**holder.service.health())
 
 
-@router.post("/ask", response_model=AskResponse,
-             responses={200: {"content": {"text/event-stream": {}},
+@router.post("/ask", response_model=AskResponse, dependencies=READ,
+             responses={**ERROR_RESPONSES,
+                        200: {"content": {"text/event-stream": {}},
                               "description": "With `stream`: `token` events, then one `answer` event"}})
 def ask(body: AskRequest, service: ServiceDep) -> AskResponse | StreamingResponse:
     # A sync route runs in the thread pool, as does a sync stream's iteration: a slow LLM never
@@ -72,13 +74,13 @@ def _sse(events: Iterator[str | Answer]) -> Iterator[str]:
             yield f"event: token\ndata: {json.dumps({'text': event})}\n\n"
 
 
-@router.post("/search", response_model=SearchResponse)
+@router.post("/search", response_model=SearchResponse, dependencies=READ, responses=ERROR_RESPONSES)
 def search(body: SearchRequest, service: ServiceDep) -> SearchResponse:
     passages = service.search(body.query, body.top_k, body.to_filters())
     return SearchResponse(results=[SearchResult.of(p) for p in passages])
 
 
-@router.post("/articles", response_model=IngestResponse)
+@router.post("/articles", response_model=IngestResponse, dependencies=INGEST, responses=ERROR_RESPONSES)
 def add_articles(
     body: Annotated[ArticleIn | list[ArticleIn], Body(description="One article or a list of them")],
     service: ServiceDep,
@@ -92,6 +94,11 @@ def add_articles(
     items: list[Article | IngestFailure] = []
     for i, record in enumerate(records):
         origin = "request" if single else f"request item {i}"
+        size = len((record.text or record.html or "").encode("utf-8", "surrogatepass"))
+        if size > service.settings.max_article_bytes:  # the same limit as for files
+            items.append(IngestFailure(origin, f"article is {size} bytes, over the "
+                                               f"{service.settings.max_article_bytes} byte limit"))
+            continue
         try:
             items.append(article_from_record(record.record(), origin=origin))
         except RagError as error:
@@ -102,12 +109,14 @@ def add_articles(
     return IngestResponse.of(report)
 
 
-@router.get("/articles/{article_id}", response_model=ArticleOut)
+@router.get("/articles/{article_id}", response_model=ArticleOut, dependencies=READ,
+            responses=ERROR_RESPONSES | NOT_FOUND)
 def get_article(article_id: ArticleId, service: ServiceDep) -> ArticleOut:
     return ArticleOut.of(service.article(article_id))
 
 
-@router.delete("/articles/{article_id}", response_model=DeleteResponse)
+@router.delete("/articles/{article_id}", response_model=DeleteResponse, dependencies=INGEST,
+               responses=ERROR_RESPONSES | NOT_FOUND)
 def delete_article(article_id: ArticleId, service: ServiceDep) -> DeleteResponse:
     service.delete(article_id, lock_timeout=WRITE_LOCK_TIMEOUT_S)
     return DeleteResponse(deleted=article_id)

@@ -185,6 +185,11 @@ class DeleteResponse(BaseModel):
     deleted: str
 
 
+class ErrorResponse(BaseModel):
+    detail: str | list[dict[str, Any]] = Field(
+        ..., description="What is wrong: a message, or a list of field errors (FastAPI's validation)")
+
+
 class HealthResponse(BaseModel):
     status: str = Field(..., description="ok, degraded (index rebuilt at load), loading or failed")
     articles: int | None = None

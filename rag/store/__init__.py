@@ -80,6 +80,19 @@ class Store:
         self.load_problem: str | None = None  # why the persisted indexes were not used, for /health
         self._indexes = self._open()
 
+    @classmethod
+    def open_existing(cls, index_dir: Path, model: str) -> Store:
+        """Open an index with the dimension its docstore was built with (no embedding model is
+        loaded); the model name must still match. For `rag check` and other maintenance."""
+        docstore = Docstore(index_dir / "docstore.sqlite")
+        try:
+            bound = docstore.model()
+        finally:
+            docstore.close()
+        if bound is None:
+            return cls(index_dir, model, 0)
+        return cls(index_dir, model, bound[1])
+
     # -- reading -------------------------------------------------------------------------------
     def indexes(self) -> Indexes:
         """The current snapshot, caught up first if the docstore has moved on and no writer is
@@ -147,6 +160,7 @@ class Store:
                 problems.append(f"{name} holds {len(stale)} chunks the docstore no longer has")
         if indexes.generation != self.docstore.generation():
             problems.append(f"indexes at generation {indexes.generation}, docstore at {self.docstore.generation()}")
+        problems.extend(self.docstore.integrity_problems())
         return StoreCheck(articles, chunks, len(indexes.vectors), len(indexes.keywords), tuple(problems))
 
     # -- internals -----------------------------------------------------------------------------
@@ -169,7 +183,14 @@ class Store:
             persisted = None
         generation = self.docstore.generation()
         if persisted is not None and persisted.generation == generation:
-            return persisted
+            mismatch = _id_mismatch(persisted, self.docstore.rowids())
+            if mismatch is None:
+                return persisted
+            # Checksums matched, so the files are whole, but they are another index's (copied
+            # in, or a manifest from elsewhere): never used.
+            self.load_problem = f"persisted index not used ({mismatch}); rebuilt from the docstore"
+            log.warning(self.load_problem)
+            persisted = None
         if persisted is not None:
             self.load_problem = (
                 f"persisted index was at generation {persisted.generation}, the docstore at "
@@ -241,6 +262,14 @@ class Store:
 
     def close(self) -> None:
         self.docstore.close()
+
+
+def _id_mismatch(indexes: Indexes, rowids: np.ndarray) -> str | None:
+    """Why `indexes` do not hold exactly the docstore's chunk ids, or None if they do."""
+    for name, ids in (("FAISS", indexes.vectors.ids()), ("BM25", indexes.keywords.rowids)):
+        if len(ids) != len(rowids) or not np.array_equal(np.sort(ids), rowids):
+            return f"its {name} ids are not the docstore's chunk ids"
+    return None
 
 
 def _sha256(path: Path) -> str:

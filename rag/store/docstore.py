@@ -171,6 +171,34 @@ class Docstore:
             published_at=_parse_iso(row[5]), category=row[6], origin=row[7],
         )
 
+    def model(self) -> tuple[str, int] | None:
+        """The (embedding model, dimension) the docstore was built with, if any."""
+        rows = dict(self._db().execute("SELECT key, value FROM meta WHERE key IN ('embedding_model', 'dimension')"))
+        return (rows["embedding_model"], int(rows["dimension"])) if len(rows) == 2 else None
+
+    def rowids(self) -> np.ndarray:
+        return np.fromiter((r[0] for r in self._db().execute("SELECT rowid FROM chunks ORDER BY rowid")),
+                           dtype=np.int64)
+
+    def integrity_problems(self) -> list[str]:
+        """What is wrong inside the docstore itself: SQLite's own check, articles without chunks,
+        chunk ids that are not `{article_id}:{n}` for n = 0, 1, 2, ... (a doubled or half-written
+        article would show here)."""
+        with self._snapshot() as db:
+            problems = [f"SQLite: {row[0]}" for row in db.execute("PRAGMA quick_check") if row[0] != "ok"]
+            bare = db.execute("SELECT count(*) FROM articles a WHERE NOT EXISTS "
+                              "(SELECT 1 FROM chunks c WHERE c.article_id = a.id)").fetchone()[0]
+            misnamed = db.execute("SELECT count(*) FROM chunks WHERE id != article_id || ':' || n").fetchone()[0]
+            gapped = db.execute("SELECT count(*) FROM (SELECT article_id FROM chunks GROUP BY article_id "
+                                "HAVING min(n) != 0 OR max(n) != count(*) - 1)").fetchone()[0]
+        if bare:
+            problems.append(f"{bare} articles have no chunks")
+        if misnamed:
+            problems.append(f"{misnamed} chunks have an id other than article_id:n")
+        if gapped:
+            problems.append(f"{gapped} articles have chunks numbered with gaps or repeats")
+        return problems
+
     def chunk_ids_of(self, article_id: str) -> list[str]:
         return [r[0] for r in self._db().execute(
             "SELECT id FROM chunks WHERE article_id=? ORDER BY n", (article_id,))]
