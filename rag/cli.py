@@ -337,7 +337,9 @@ def answerer(ctx: click.Context, file: Path, out: Path | None, exclude_articles:
                                  param_hint="--exclude-articles")
     questions = [q for q in questions if q.article not in excluded]
     out = out or SHIPPED_MODEL
-    with _squad_service(_settings(ctx), squad_articles, None, caching=True) as service:
+    # Training needs no answerer model, and must work when the one on disk no longer fits the code.
+    settings = _settings(ctx).model_copy(update={"answerer_model": "none"})
+    with _squad_service(settings, squad_articles, None, caching=True) as service:
         click.echo(f"computing features of {len(questions)} questions", err=True)
         with _bar(len(questions)) as bar:
             examples = collect(service.search, ExtractiveAnswerer(service.embedder), questions, bar.update)

@@ -95,7 +95,7 @@ def build_service(settings: Settings, embedder: Embedder | None = None) -> Servi
     backend = build_backend(settings)  # before the store opens: a bad setting leaves nothing open
     store = Store(settings.index_dir, embedder.name, embedder.dimension)
     chunker = Chunker(budget=settings.chunk_tokens, overlap=settings.chunk_overlap_tokens)
-    extractive = ExtractiveAnswerer.with_model(embedder, settings.answerer_model)
+    extractive = ExtractiveAnswerer.with_model(embedder, settings.answerer_model, settings.abstention)
     answerer: Answerer = extractive
     if backend is not None:
         answerer = LLMAnswerer(

@@ -66,11 +66,17 @@ class ExtractiveAnswerer:
     min_overlap: float = 0.25  # share of the question's (IDF-weighted) terms the sentence holds
     backend: str = "extractive"
     model: AnswererModel | None = None
+    abstention: str = "rules"  # with a model: "rules" (the thresholds above) or "learned" (its decision)
+
+    def __post_init__(self) -> None:
+        if self.abstention not in ("rules", "learned"):
+            raise ValueError(f"abstention must be 'rules' or 'learned', got {self.abstention!r}")
 
     @classmethod
-    def with_model(cls, embedder: Embedder, setting: str = "shipped") -> ExtractiveAnswerer:
+    def with_model(cls, embedder: Embedder, setting: str = "shipped", abstention: str = "rules"
+                   ) -> ExtractiveAnswerer:
         """The answerer with the model `Settings.answerer_model` names (see `load_model`)."""
-        return cls(embedder, model=load_model(setting))
+        return cls(embedder, model=load_model(setting), abstention=abstention)
 
     def answer(self, question: str, passages: list[Passage]) -> Answer:
         if not passages:
@@ -130,8 +136,15 @@ class ExtractiveAnswerer:
         decision = self.decide(prepared, model)
         chosen = prepared.sentences[decision.best]
         citation = _citation(chosen, decision.expected_f1)
-        if not decision.answer:
-            return self._abstain(_why_not(self._missing_key_terms(question, chosen.passage), chosen), citation)
+        missing = self._missing_key_terms(question, chosen.passage)
+        if self.abstention == "learned":
+            answer = decision.answer
+        else:
+            features = dict(zip(F.SENTENCE_FEATURES, prepared.x[decision.best], strict=True))
+            answer = (not missing and features["cosine"] >= self.min_cosine
+                      and features["overlap"] >= self.min_overlap)
+        if not answer:
+            return self._abstain(_why_not(missing, chosen), citation)
         return Answer(text=f"{decision.span or chosen.text} [1]", abstained=False, backend=self.backend,
                       citations=(citation,))
 

@@ -100,7 +100,8 @@ def cross_validate(service: Service, questions: Sequence[Question], k: int,
     reports, spans_of = [], SpanCache()
     for i, held_out in enumerate(folds(sorted({q.article for q in questions}), k), 1):
         model = train([ex for ex in examples if ex.question.article not in held_out], spans_of=spans_of)
-        service.answerer = ExtractiveAnswerer(service.embedder, model=model)
+        service.answerer = ExtractiveAnswerer(service.embedder, model=model,
+                                              abstention=service.settings.abstention)
         report, _ = evaluate(service, [q for q in questions if q.article in held_out], progress)
         reports.append(report)
         log(f"fold {i}/{k} ({', '.join(held_out)}): " + ", ".join(
