@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -38,5 +38,9 @@ class Settings(BaseSettings):
         "none", description="Learned extractive answerer: 'none' (hand-set heuristic), 'shipped' "
                             "(rag/answer/answerer-model.json), or the path of a `rag train answerer` file"
     )
+    brief_max_articles: int = Field(
+        500, ge=1, le=10_000, description="Articles a briefing reads at most, when the request names no limit")
+    slack_signing_secret: SecretStr | None = Field(
+        None, description="Slack app's signing secret; /integrations/slack/commands refuses all without it")
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=0, le=65535)

@@ -10,6 +10,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
+from rag.api import briefings, openai_compat, slack
 from rag.api.limits import BodySizeLimit
 from rag.api.routes import router
 from rag.config import Settings
@@ -81,6 +82,9 @@ def create_app(settings: Settings | None = None, service: Service | None = None)
     app.state.holder = holder
     app.state.settings = settings
     app.include_router(router)
+    app.include_router(briefings.router)
+    app.include_router(openai_compat.router)
+    app.include_router(slack.router)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_request_bytes)
 
     @app.exception_handler(RagError)
