@@ -15,7 +15,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
-from rag.answer.spans import NAME, STOPWORDS, content_terms, key_terms
+from rag.answer.spans import NAME, STOPWORDS, content_terms, key_terms, words
 from rag.errors import InvalidInput
 from rag.prompts import render
 from rag.types import NO_FILTERS, Answer, Filters
@@ -68,10 +68,10 @@ def carry_terms(question: str, history: Sequence[Turn]) -> str:
     carried: list[str] = []
 
     def add(terms: Sequence[str]) -> None:
-        for term in terms:
-            term = term.lower().strip()
-            if term and term not in have and term not in carried and term not in STOPWORDS:
-                carried.append(term)
+        for term in terms:  # word by word, so "UN Security Council" and "council" meet
+            for word in words(term):
+                if word not in have and word not in carried and word not in STOPWORDS:
+                    carried.append(word)
 
     users = [t.content for t in history if t.role == "user"]
     answers = [_plain(t.content) for t in history if t.role == "assistant"]
