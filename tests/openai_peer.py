@@ -52,7 +52,7 @@ class Peer:
 
 def _handler(peer: Peer) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:  # noqa: N802 - http.server's naming
+        def do_POST(self) -> None:
             body = json.loads(self.rfile.read(int(self.headers["content-length"])))
             peer.requests.append(body)
             if not self.path.endswith("/chat/completions"):

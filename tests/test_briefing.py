@@ -157,22 +157,24 @@ def test_briefings_over_http_json_and_markdown(dated_service):
         assert client.post("/briefings", json={"topic": "x", "format": "pdf"}).status_code == 422
 
 
+def _rag(folder: Path, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([RAG, "--index-dir", str(folder), *args], check=False, capture_output=True, text=True,
+                          timeout=300, stdin=subprocess.DEVNULL)
+
+
 def test_rag_brief_on_the_command_line(dated_index, tmp_path):
     folder = tmp_path / "index"
     shutil.copytree(dated_index, folder)
-    run = subprocess.run([RAG, "--index-dir", str(folder), "brief", "the economy", "--category", "business",
-                          "--since", "2005-01-05", "--until", "2005-02-15", "--format", "json"],
-                         capture_output=True, text=True, timeout=300, stdin=subprocess.DEVNULL)
+    run = _rag(folder, "brief", "the economy", "--category", "business", "--since", "2005-01-05",
+               "--until", "2005-02-15", "--format", "json")
     assert run.returncode == 0, run.stderr
     data = json.loads(run.stdout)
     assert all(_inside(s, WINDOW) for s in data["sources"]) and data["duplicates_merged"] >= 1
     assert "it/s" not in run.stderr  # progress bars only on a terminal
-    md = subprocess.run([RAG, "--index-dir", str(folder), "brief", "the economy", "--max-articles", "3"],
-                        capture_output=True, text=True, timeout=300, stdin=subprocess.DEVNULL)
+    md = _rag(folder, "brief", "the economy", "--max-articles", "3")
     assert md.returncode == 0 and md.stdout.startswith("# Briefing: the economy")
     assert "_3 articles read" in md.stdout
-    bad = subprocess.run([RAG, "--index-dir", str(folder), "brief", "x", "--since", "2005-13-01"],
-                         capture_output=True, text=True, timeout=300, stdin=subprocess.DEVNULL)
+    bad = _rag(folder, "brief", "x", "--since", "2005-13-01")
     assert bad.returncode == 2 and "2005-13-01" in bad.stderr
 
 
