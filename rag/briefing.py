@@ -280,7 +280,7 @@ class Briefer:
             pool.extend(picked[: POOL_MAX - len(pool)])
         texts = [s.text for s in pool]
         chunks = []
-        step = 256
+        step = 64  # small enough that a long briefing shows progress often
         for start in range(0, len(texts), step):
             chunks.append(self.embedder.embed(texts[start : start + step]))
             report("embedding", min(start + step, len(texts)), len(texts))

@@ -3,11 +3,16 @@ through the service, the HTTP API, the CLI, and an LLM over loopback."""
 
 from __future__ import annotations
 
+import fcntl
 import json
+import os
+import pty
 import re
 import shutil
+import struct
 import subprocess
 import sys
+import termios
 from dataclasses import replace
 from datetime import date, datetime, timedelta
 from pathlib import Path
@@ -223,3 +228,27 @@ def test_minhash_finds_copies_under_a_new_headline_and_not_neighbours():
     assert similarity(signature(a.text), signature(trimmed)) >= 0.7
     assert similarity(signature(a.text), signature(b.text)) < 0.2
     assert duplicate_groups([a.text, b.text, edited, trimmed]) == [[0, 2, 3], [1]]
+
+
+def test_progress_on_a_terminal(dated_index, tmp_path):
+    """On a terminal `rag brief` shows its stages (reading, embedding) as progress bars on stderr."""
+    folder = tmp_path / "index"
+    shutil.copytree(dated_index, folder)
+    pid, fd = pty.fork()
+    if pid == 0:  # the child: rag with the pty as its terminal
+        os.execv(RAG, [RAG, "--index-dir", str(folder), "brief", "the economy"])
+    fcntl.ioctl(fd, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 120, 0, 0))
+    output = b""
+    while True:
+        try:
+            data = os.read(fd, 4096)
+        except OSError:  # the child closed the terminal
+            break
+        if not data:
+            break
+        output += data
+    _, status = os.waitpid(pid, 0)
+    text = output.decode(errors="replace")
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert "embedding:" in text and "item/s" in text
+    assert "# Briefing: the economy" in text
