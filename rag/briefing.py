@@ -165,6 +165,8 @@ class Briefer:
     embedder: Embedder
     llm: LLM | None = None
     default_max_articles: int = DEFAULT_MAX_ARTICLES
+    map_batch_chars: int = MAP_BATCH_CHARS
+    reduce_notes_chars: int = REDUCE_NOTES_CHARS
 
     def brief(self, topic: str, filters: Filters = NO_FILTERS, max_articles: int | None = None,
               progress: Progress | None = None) -> Briefing:
@@ -296,7 +298,7 @@ class Briefer:
         size = 0
         for d, doc in enumerate(docs):
             cost = min(len(doc.article.text), MAP_ARTICLE_CHARS) + len(doc.article.title) + 80
-            if batches[-1] and size + cost > MAP_BATCH_CHARS:
+            if batches[-1] and size + cost > self.map_batch_chars:
                 batches.append([])
                 size = 0
             batches[-1].append(d)
@@ -308,9 +310,10 @@ class Briefer:
             notes.extend(_parse_points(reply, {d + 1 for d in batch}))
             report("map", b + 1, len(batches))
         rounds = 0
-        while _notes_chars(notes) > REDUCE_NOTES_CHARS and len(notes) > MAX_POINTS and rounds < 4:
+        # Combine rounds until the notes fit one reduce prompt; stop when a round no longer shrinks them.
+        while _notes_chars(notes) > self.reduce_notes_chars and len(notes) > 1 and rounds < 4:
             rounds += 1
-            groups = _split_notes(notes, REDUCE_NOTES_CHARS)
+            groups = _split_notes(notes, self.reduce_notes_chars)
             merged: list[tuple[str, list[int]]] = []
             for g, group in enumerate(groups):
                 allowed = {n for _, ns in group for n in ns}
@@ -318,7 +321,10 @@ class Briefer:
                                        max_points=MAX_POINTS)
                 merged.extend(_parse_points(reply, allowed))
                 report("combine", g + 1, len(groups))
+            shrunk = _notes_chars(merged) < _notes_chars(notes)
             notes = merged
+            if not shrunk:
+                break
         if not notes:
             return "", "", []
         allowed = {n for _, ns in notes for n in ns}

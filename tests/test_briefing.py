@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from rag.api.app import create_app
-from rag.briefing import to_markdown
+from rag.briefing import Briefer, to_markdown
 from rag.config import Settings
 from rag.dedup import duplicate_groups, signature, similarity
 from rag.ingest import read_file
@@ -185,12 +185,16 @@ def test_rag_brief_on_the_command_line(dated_index, tmp_path):
 
 def test_llm_map_reduce_keeps_citations_through_the_combine_step(dated_service):
     with openai_peer() as peer:
-        llm_service = replace(dated_service, llm=peer_llm(peer))
-        briefing = llm_service.brief("the economy", WINDOW)
-    maps = [r for r in peer.requests if "<article n=" in r["messages"][-1]["content"]]
-    assert maps and any("Write the briefing" in r["messages"][-1]["content"] for r in peer.requests)
+        # Small budgets, so that the map takes several batches and the notes need combine rounds.
+        briefer = Briefer(dated_service.store, dated_service.embedder, peer_llm(peer),
+                          map_batch_chars=3_000, reduce_notes_chars=600)
+        briefing = briefer.brief("the economy", WINDOW)
+    prompts = [r["messages"][-1]["content"] for r in peer.requests]
+    maps = [p for p in prompts if "<article n=" in p]
+    assert len(maps) > 1 and any("Merge notes" in p for p in prompts)
+    assert "Write the briefing" in prompts[-1]
     # Map read every matching article, not a top-k: each distinct article went to some map prompt.
-    shown = {int(n) for r in maps for n in re.findall(r'<article n="(\d+)"', r["messages"][-1]["content"])}
+    shown = {int(n) for p in maps for n in re.findall(r'<article n="(\d+)"', p)}
     assert len(shown) == briefing.articles_read - briefing.duplicates_merged
     assert briefing.backend == "llm:peer-model" and briefing.title == "A test briefing"
     texts = " ".join(p.text for p in briefing.points)
