@@ -17,7 +17,7 @@ from rag.config import Settings
 from rag.ingest import find_files, read_file
 from rag.service import build_service
 
-TOPICS = ["the economy", "the government and the election", "film, music and television"]
+TOPICS = ["the economy", "the government and the election", "film, music and television", "the UK"]
 
 
 def main() -> None:

@@ -32,7 +32,7 @@ HISTORY_CHARS = 600  # of each turn shown to it
 # Words that point back into the conversation: a question holding one is a follow-up.
 _ANAPHORA = re.compile(
     r"\b(?:it|its|they|them|their|theirs|this|that|these|those|he|him|his|she|her|there|then|"
-    r"the same|the former|the latter|such)\b|^(?:and|but|so|what about|how about|why|also)\b",
+    r"the same|the former|the latter|such)\b|^(?:and|but|so|what about|how about|also)\b",
     re.IGNORECASE,
 )
 _SOURCES_TAIL = re.compile(r"\n+(?:Sources|\*Sources\*):?\n.*\Z", re.DOTALL)

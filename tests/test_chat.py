@@ -114,6 +114,8 @@ def test_carry_terms_only_when_the_question_leans_on_the_conversation():
     assert "sources" not in rewritten  # the sources list of an answer is not conversation
     standalone = "How long was the Iranian blogger Arash Sigarchi jailed for?"
     assert carry_terms(standalone, history) == standalone
+    why = "Why did Netanyahu reject the US appeal on Rafah?"
+    assert carry_terms(why, history) == why
     assert carry_terms("Which countries vetoed it?", []) == "Which countries vetoed it?"
 
 
