@@ -48,10 +48,11 @@ MAX_MAX_ARTICLES = 10_000
 MIN_COVERAGE = 0.5
 MIN_DENSE_WITH_TERMS = 0.15
 MIN_DENSE_ALONE = 0.45
+MIN_DENSE_SOME_TERMS = 0.3  # a topic listing several things ("film, music and television")
 STORY_COSINE = 0.6  # article vectors this close belong to one story
-SENTENCES_PER_ARTICLE = 8
-POOL_MAX = 3000  # candidate sentences embedded at most, whatever the number of articles
-LEAD_SENTENCES = 3  # news puts the essentials first (the "lead" baseline of summarisation)
+SENTENCES_PER_ARTICLE = 5
+POOL_MAX = 600  # candidate sentences embedded at most, whatever the number of articles
+LEAD_SENTENCES = 2  # news puts the essentials first (the "lead" baseline of summarisation)
 MMR_LAMBDA = 0.7
 REDUNDANT = 0.85  # a sentence this close to a chosen one says the same thing
 CORROBORATES = 0.75  # a sentence of another article this close supports the same point
@@ -240,7 +241,8 @@ class Briefer:
         ranked = []
         for aid, cos in dense.items():
             coverage = sum(w for t, w in idf.items() if aid in holders[t]) / total_idf if total_idf else 0.0
-            if (coverage >= MIN_COVERAGE and cos >= MIN_DENSE_WITH_TERMS) or cos >= MIN_DENSE_ALONE:
+            if ((coverage >= MIN_COVERAGE and cos >= MIN_DENSE_WITH_TERMS) or cos >= MIN_DENSE_ALONE
+                    or (coverage > 0 and cos >= MIN_DENSE_SOME_TERMS)):
                 relevance = 0.5 * cos + 0.3 * coverage + 0.2 * bm25.get(aid, 0.0) / top_bm25
                 vec = sums[aid]
                 ranked.append((aid, relevance, vec / (np.linalg.norm(vec) or 1.0)))
@@ -260,26 +262,30 @@ class Briefer:
 
     # -- candidate sentences --------------------------------------------------------------------
     def _pool(self, docs: list[_Doc], topic: str, report: Progress) -> tuple[list[_Sentence], np.ndarray]:
-        """The lead sentences of each article and those holding the topic's terms, at most
-        SENTENCES_PER_ARTICLE each and POOL_MAX in all (most relevant articles first), embedded."""
+        """Candidate sentences, embedded: of each article its lead sentences and those holding the
+        topic's terms (SENTENCES_PER_ARTICLE at most), then the POOL_MAX best of all by a cheap
+        prior (article relevance, on topic, lead), so the embedding cost is bounded whatever the
+        number of articles (embedding is nearly all of a briefing's time)."""
         topic_stems = {stem(t) for t in content_terms(topic)}
-        pool: list[_Sentence] = []
+        scored: list[tuple[float, _Sentence]] = []
         for d, doc in enumerate(docs):
-            if len(pool) >= POOL_MAX:
-                break
             title = doc.article.title.strip().lower()
-            picked: list[_Sentence] = []
+            picked = 0
             for i, span in enumerate(doc.spans):
                 text = doc.article.text[span.start : span.end].strip()
                 n_words = len(text.split())
                 if n_words < 6 or n_words > 80 or text.lower() == title:
                     continue
                 on_topic = bool(topic_stems & {stem(w) for w in content_terms(text)})
-                if len(picked) < LEAD_SENTENCES or on_topic:
-                    picked.append(_Sentence(d, span, text, i))
-                if len(picked) >= SENTENCES_PER_ARTICLE:
+                lead = picked < LEAD_SENTENCES
+                if lead or on_topic:
+                    prior = doc.relevance + 0.1 * on_topic + 0.1 * (picked == 0)
+                    scored.append((prior, _Sentence(d, span, text, i)))
+                    picked += 1
+                if picked >= SENTENCES_PER_ARTICLE:
                     break
-            pool.extend(picked[: POOL_MAX - len(pool)])
+        scored.sort(key=lambda item: -item[0])
+        pool = sorted((s for _, s in scored[:POOL_MAX]), key=lambda s: (s.doc, s.position))
         texts = [s.text for s in pool]
         chunks = []
         step = 64  # small enough that a long briefing shows progress often
