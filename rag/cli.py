@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import date
 from pathlib import Path
+from typing import Self
 
 import click
 
@@ -148,6 +149,68 @@ def search(ctx: click.Context, query: str, as_json: bool, top_k: int | None, **f
     for i, p in enumerate(passages, 1):
         click.echo(f"{i}. {p.title}  [{p.chunk_id}]  score {p.score:.4f}")
         click.echo(f"   {p.text[:300]}{'…' if len(p.text) > 300 else ''}\n")
+
+
+@main.command()
+@click.argument("topic")
+@click.option("--since", callback=_date, help="Only articles published on or after YYYY-MM-DD")
+@click.option("--until", callback=_date, help="Only articles published on or before YYYY-MM-DD")
+@click.option("--category", help="Only articles of this category")
+@click.option("--source", help="Only articles from this source")
+@click.option("--max-articles", type=click.IntRange(1, 10_000), default=None,
+              help="Read at most this many matching articles, most relevant first (default 500)")
+@click.option("--format", "fmt", type=click.Choice(["md", "json"]), default="md", show_default=True)
+@click.pass_context
+def brief(ctx: click.Context, topic: str, since: date | None, until: date | None, category: str | None,
+          source: str | None, max_articles: int | None, fmt: str) -> None:
+    """A briefing note over every article on TOPIC, with citations, stories and a timeline."""
+    from rag.api.schemas import BriefResponse
+    from rag.briefing import to_markdown
+
+    if since and until and since > until:
+        raise click.BadParameter(f"--since {since} is after --until {until}", param_hint="--since")
+    service = _service(ctx)
+    with _StageBars() as bars:
+        try:
+            briefing = service.brief(topic, Filters(category, source, since, until), max_articles, bars.update)
+        except RagError as error:
+            raise click.ClickException(str(error)) from error
+    if fmt == "json":
+        click.echo(BriefResponse.of(briefing).model_dump_json(indent=2))
+    else:
+        click.echo(to_markdown(briefing), nl=False)
+
+
+class _StageBars:
+    """One progress bar per stage of a briefing (reading, embedding, map, …), on stderr and only
+    on a terminal; a stage of one step (matching) gets none."""
+
+    def __init__(self) -> None:
+        self._bar = None
+        self._stage: str | None = None
+
+    def update(self, stage: str, done: int, total: int) -> None:
+        from tqdm import tqdm
+
+        if total <= 1:
+            return
+        if stage != self._stage:
+            self.close()
+            self._stage = stage
+            self._bar = tqdm(total=total, desc=stage, unit="item", file=sys.stderr, leave=False,
+                             disable=not sys.stderr.isatty())
+        self._bar.update(done - self._bar.n)
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.close()
+            self._bar = None
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
 
 @main.command()

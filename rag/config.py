@@ -85,5 +85,9 @@ class Settings(BaseSettings):
     request_timeout_s: float = Field(
         60.0, gt=0, description="A request with no response started by then gets 504"
     )
+    brief_max_articles: int = Field(
+        500, ge=1, le=10_000, description="Articles a briefing reads at most, when the request names no limit")
+    slack_signing_secret: SecretStr | None = Field(
+        None, description="Slack app's signing secret; /integrations/slack/commands refuses all without it")
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=0, le=65535)

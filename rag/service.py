@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from rag.answer import Answerer
 from rag.answer.citations import SupportScorer
 from rag.answer.extractive import ExtractiveAnswerer
 from rag.answer.llm import LLMAnswerer
+from rag.briefing import Briefer, Briefing, Progress
+from rag.chat import Chat, ChatReply, Turn
 from rag.chunking import Chunker
 from rag.config import Settings
 from rag.embedding import Embedder, SentenceTransformerEmbedder
@@ -18,6 +21,9 @@ from rag.llm import build_backend
 from rag.retrieval import Retriever
 from rag.store import Store
 from rag.types import NO_FILTERS, Answer, Article, Filters, IngestFailure, IngestReport, Passage
+
+if TYPE_CHECKING:
+    from llama_index.core.llms import LLM
 
 
 @dataclass
@@ -30,6 +36,8 @@ class Service:
     indexer: Indexer
     retriever: Retriever
     answerer: Answerer
+    # The LLM backend for briefings (map-reduce) and chat (condense prompt); None = offline.
+    llm: LLM | None = None
 
     def ask(self, question: str, top_k: int | None = None, filters: Filters = NO_FILTERS) -> Answer:
         question = self._check_question(question)
@@ -48,6 +56,18 @@ class Service:
 
     def search(self, query: str, top_k: int | None = None, filters: Filters = NO_FILTERS) -> list[Passage]:
         return self.retriever.search(self._check_question(query, "query"), top_k or self.settings.top_k, filters)
+
+    def brief(self, topic: str, filters: Filters = NO_FILTERS, max_articles: int | None = None,
+              progress: Progress | None = None) -> Briefing:
+        """A briefing over every matching article (not a top-k)."""
+        briefer = Briefer(self.store, self.embedder, self.llm, self.settings.brief_max_articles)
+        if len(topic) > self.settings.max_question_chars:
+            raise InvalidInput(f"topic is {len(topic)} characters, over the {self.settings.max_question_chars} limit")
+        return briefer.brief(topic, filters, max_articles, progress)
+
+    def chat(self, turns: Sequence[Turn], top_k: int | None = None, filters: Filters = NO_FILTERS) -> ChatReply:
+        """Answer the last user turn, rewritten into a standalone question from the others."""
+        return Chat(self.ask, self.llm, self.settings.max_question_chars).reply(turns, top_k, filters)
 
     def ingest(self, items: Iterable[Article | IngestFailure], lock_timeout: float | None = None) -> IngestReport:
         return self.indexer.add(items, lock_timeout=lock_timeout)
@@ -111,4 +131,5 @@ def build_service(settings: Settings, embedder: Embedder | None = None) -> Servi
         indexer=Indexer(chunker, embedder, store, batch_size=settings.ingest_batch_size),
         retriever=Retriever(store, embedder, settings.candidates, settings.dense_weight),
         answerer=answerer,
+        llm=backend.llm if backend is not None else None,
     )

@@ -10,6 +10,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
+from rag.api import briefings, openai_compat, slack
 from rag.api.auth import KeyRing
 from rag.api.limits import BodySizeLimit, ConcurrencyLimit, RateLimiter, RequestTimeout
 from rag.api.routes import router
@@ -86,6 +87,9 @@ def create_app(settings: Settings | None = None, service: Service | None = None)
     app.state.keyring = keyring
     app.state.rate_limiter = RateLimiter(settings.rate_limit_per_min)
     app.include_router(router)
+    app.include_router(briefings.router)
+    app.include_router(openai_compat.router)
+    app.include_router(slack.router)
     # The last added runs first: the timeout must wrap the concurrency limit, so that work it
     # abandons keeps its slot until it really ends.
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_request_bytes)

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from datetime import date, datetime
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from rag.briefing import Briefing
 from rag.types import Answer, Article, Citation, Filters, IngestReport, Passage, SentenceCheck
 
 
@@ -199,3 +200,97 @@ class HealthResponse(BaseModel):
     index_generation: int | None = None
     index_problem: str | None = None
     error: str | None = None
+
+
+# -- briefings ----------------------------------------------------------------------------------
+class BriefRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    topic: str = Field(..., min_length=1, max_length=10_000)
+    since: date | None = Field(None, description="Only articles published on or after (YYYY-MM-DD)")
+    until: date | None = Field(None, description="Only articles published on or before (YYYY-MM-DD)")
+    category: str | None = Field(None, max_length=200)
+    source: str | None = Field(None, max_length=200)
+    max_articles: int | None = Field(None, ge=1, le=10_000,
+                                     description="Articles read at most, most relevant first (default from settings)")
+    format: Literal["json", "md"] = Field("json", description="json, or md for Markdown (text/markdown)")
+
+    _check = field_validator("topic")(_not_blank)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> BriefRequest:
+        if self.since and self.until and self.since > self.until:
+            raise ValueError(f"since ({self.since}) is after until ({self.until})")
+        return self
+
+    def to_filters(self) -> Filters:
+        return Filters(self.category, self.source, self.since, self.until)
+
+
+class EvidenceModel(BaseModel):
+    n: int
+    article_id: str
+    quote: str = Field(..., description="Verbatim article text: article.text[start:end]")
+    start: int
+    end: int
+
+
+class BriefPointModel(BaseModel):
+    text: str = Field(..., description="The point, ending with its [n] markers")
+    citations: list[int]
+    story: int = Field(..., description="Index into `stories`")
+    evidence: list[EvidenceModel] = Field(..., description="The sentence of each cited article behind the point")
+
+
+class TimelineEntryModel(BaseModel):
+    date: date
+    text: str
+    citations: list[int]
+
+
+class BriefSourceModel(BaseModel):
+    n: int
+    article_id: str
+    title: str
+    source: str | None
+    published_at: datetime | None
+    category: str | None
+    url: str | None
+    duplicates: list[str] = Field(..., description="Ids of near-duplicate copies merged into this article")
+
+
+class StoryModel(BaseModel):
+    title: str
+    articles: int
+
+
+class BriefResponse(BaseModel):
+    topic: str
+    title: str
+    overview: str
+    points: list[BriefPointModel]
+    timeline: list[TimelineEntryModel]
+    sources: list[BriefSourceModel]
+    stories: list[StoryModel]
+    articles_matched: int = Field(..., description="Articles inside the filters that are about the topic")
+    articles_read: int = Field(..., description="Of those, read (at most max_articles, most relevant first)")
+    duplicates_merged: int
+    backend: str
+    fallback_reason: str | None = None
+
+    @classmethod
+    def of(cls, b: Briefing) -> BriefResponse:
+        return cls(
+            topic=b.topic, title=b.title, overview=b.overview,
+            points=[BriefPointModel(text=p.text, citations=list(p.citations), story=p.story,
+                                    evidence=[EvidenceModel(n=e.n, article_id=e.article_id, quote=e.quote,
+                                                            start=e.start, end=e.end) for e in p.evidence])
+                    for p in b.points],
+            timeline=[TimelineEntryModel(date=e.date, text=e.text, citations=list(e.citations)) for e in b.timeline],
+            sources=[BriefSourceModel(n=s.n, article_id=s.article_id, title=s.title, source=s.source,
+                                      published_at=s.published_at, category=s.category, url=s.url,
+                                      duplicates=list(s.duplicates)) for s in b.sources],
+            stories=[StoryModel(title=s.title, articles=s.articles) for s in b.stories],
+            articles_matched=b.articles_matched, articles_read=b.articles_read,
+            duplicates_merged=b.duplicates_merged, backend=b.backend, fallback_reason=b.fallback_reason,
+        )

@@ -232,23 +232,42 @@ class Docstore:
 
     def rowids_matching(self, filters: Filters) -> np.ndarray:
         """Chunk rowids whose article passes the filters."""
-        where, params = [], []
-        if filters.category:
-            where.append("a.category = ?")
-            params.append(filters.category)
-        if filters.source:
-            where.append("a.source = ?")
-            params.append(filters.source)
-        if filters.since:
-            where.append("a.published_at >= ?")
-            params.append(_iso(datetime.combine(filters.since, time.min, UTC)))
-        if filters.until:
-            where.append("a.published_at < ?")
-            params.append(_iso(datetime.combine(filters.until + timedelta(days=1), time.min, UTC)))
-        sql = "SELECT c.rowid FROM chunks c JOIN articles a ON a.id = c.article_id"
-        if where:
-            sql += " WHERE " + " AND ".join(where)
+        where, params = _filter_sql(filters)
+        sql = "SELECT c.rowid FROM chunks c JOIN articles a ON a.id = c.article_id" + where
         return np.array([r[0] for r in self._db().execute(sql, params)], dtype=np.int64)
+
+    def chunk_vectors_matching(self, filters: Filters) -> tuple[np.ndarray, list[str], np.ndarray]:
+        """(rowids, article ids, vectors) of every chunk whose article passes the filters, read in
+        one transaction: briefings score all of them, not a top-k."""
+        where, params = _filter_sql(filters)
+        with self._snapshot() as db:
+            rows = db.execute(
+                "SELECT c.rowid, c.article_id, c.vector FROM chunks c JOIN articles a ON a.id = c.article_id"
+                + where + " ORDER BY c.rowid", params,
+            ).fetchall()
+        if not rows:
+            return np.zeros(0, dtype=np.int64), [], np.zeros((0, 0), dtype=np.float32)
+        ids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
+        vectors = np.vstack([np.frombuffer(r[2], dtype=np.float32) for r in rows])
+        return ids, [r[1] for r in rows], vectors
+
+    def articles_with_sentences(self, article_ids: Sequence[str]) -> list[tuple[Article, list[Span]]]:
+        """Articles (in the order asked; ids no longer present are skipped) with their sentence
+        spans in text order, read in one transaction."""
+        out: list[tuple[Article, list[Span]]] = []
+        with self._snapshot() as db:
+            for article_id in article_ids:
+                row = db.execute(
+                    "SELECT id, title, text, source, url, published_at, category, origin FROM articles "
+                    "WHERE id=?", (article_id,),
+                ).fetchone()
+                if row is None:
+                    continue
+                spans = [Span(s, e) for s, e in db.execute(
+                    "SELECT start, end FROM sentences WHERE article_id=? ORDER BY start", (article_id,))]
+                out.append((Article(id=row[0], title=row[1], text=row[2], source=row[3], url=row[4],
+                                    published_at=_parse_iso(row[5]), category=row[6], origin=row[7]), spans))
+        return out
 
     def hydrate(self, rowids: Sequence[int]) -> dict[int, Passage]:
         """Chunks by rowid as passages (score 0) with article metadata and sentences, read in one
@@ -325,6 +344,25 @@ class Docstore:
         if db is not None:
             db.close()
             self._local.db = None
+
+
+def _filter_sql(filters: Filters) -> tuple[str, list[str]]:
+    """A WHERE clause over `articles a` for the filters (empty when there are none). Articles
+    without a date fail any date filter: nothing undated is passed off as inside a date range."""
+    where, params = [], []
+    if filters.category:
+        where.append("a.category = ?")
+        params.append(filters.category)
+    if filters.source:
+        where.append("a.source = ?")
+        params.append(filters.source)
+    if filters.since:
+        where.append("a.published_at >= ?")
+        params.append(_iso(datetime.combine(filters.since, time.min, UTC)))
+    if filters.until:
+        where.append("a.published_at < ?")
+        params.append(_iso(datetime.combine(filters.until + timedelta(days=1), time.min, UTC)))
+    return (" WHERE " + " AND ".join(where)) if where else "", params
 
 
 def _batches(items: Sequence, size: int) -> Iterator[list]:
