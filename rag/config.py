@@ -34,7 +34,7 @@ class Settings(BaseSettings):
     max_article_bytes: int = Field(5_000_000, ge=1_000, description="Larger files are refused")
     max_request_bytes: int = Field(20_000_000, ge=1_000, description="Larger HTTP bodies get 413")
     max_question_chars: int = Field(1_000, ge=10)
-    candidates: int = Field(50, ge=1, le=1000, description="Hits each retriever contributes to fusion")
+    candidates: int = Field(100, ge=1, le=1000, description="Hits each retriever contributes to fusion")
     dense_weight: float = Field(
         0.7, ge=0.0, le=1.0,
         description="Weight of the dense cosine against max-normalised BM25 in fusion (tuned on dev-a folds)")

@@ -31,7 +31,7 @@ def convex_fusion(dense: Sequence[tuple[int, float]], keyword: Sequence[tuple[in
 class Retriever:
     store: Store
     embedder: Embedder
-    candidates: int = 50
+    candidates: int = 100
     dense_weight: float = 0.7
 
     def __post_init__(self) -> None:

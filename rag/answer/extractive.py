@@ -13,7 +13,7 @@ import numpy as np
 
 from rag.answer import features as F
 from rag.answer.model import AnswererModel, load_model, sigmoid
-from rag.answer.spans import candidate_spans, content_terms, key_terms, question_type, words
+from rag.answer.spans import content_terms, key_terms, nearest_typed_span, words
 from rag.embedding import Embedder
 from rag.types import Answer, Citation, Passage
 
@@ -172,23 +172,8 @@ class ExtractiveAnswerer:
     @staticmethod
     def _span(question: str, sentence: str) -> str | None:
         """The typed candidate nearest the question's words in the sentence, not itself made of them."""
-        kind = question_type(question).kind
-        asked = set(content_terms(question))
-        anchors = [m.start() for m in re.finditer(r"[A-Za-z0-9]+", sentence) if m.group().lower() in asked]
-        best: tuple[float, str] | None = None
-        for start, end in candidate_spans(sentence, kind):
-            text = sentence[start:end]
-            span_words = words(text)
-            if kind in ("number", "date"):  # "how many people" → "32,070 people": units may echo
-                span_words = [w for w in span_words if any(ch.isdigit() for ch in w)] or span_words
-            echoed = sum(w in asked for w in span_words) / max(1, len(span_words))
-            if echoed == 1:
-                continue  # the question's own words are not its answer
-            # Near the question's words, and not repeating them (in characters, as distance is).
-            cost = min((min(abs(a - start), abs(a - end)) for a in anchors), default=0) + 100 * echoed
-            if best is None or cost < best[0]:
-                best = (cost, text)
-        return best[1] if best else None
+        found = nearest_typed_span(question, sentence)
+        return sentence[found[0]:found[1]] if found else None
 
     def _abstain(self, message: str, closest: Citation | None = None) -> Answer:
         return Answer(text=message, abstained=True, backend=self.backend, closest=closest)

@@ -22,6 +22,7 @@ from rag.answer.spans import (
     candidate_spans,
     content_terms,
     key_terms,
+    nearest_typed_span,
     question_type,
 )
 from rag.types import Passage, Span
@@ -196,7 +197,7 @@ _SPAN_BASE = (
     "after_preposition", "starts_sentence", "ends_sentence", "len1", "len2", "len3", "len4_5", "len6plus",
     "capitalised_share", "has_digit", "before_comma_or_end", "in_brackets", "has_comma", "has_and",
     "lower_start", "left_bound", "right_bound", "whole_gap", "after_introducer", "focus_near",
-    "focus_inside", "after_cause_word", "starts_cause_word", "new_capitalised", "clause_start", "verb_like_end",
+    "focus_inside", "after_cause_word", "starts_cause_word", "new_capitalised", "clause_start", "verb_like_end", "nearest_typed",
 )
 SPAN_FEATURES = ("bias",) + tuple(f"{k}:{f}" for k in FORMS for f in _SPAN_BASE)
 
@@ -230,6 +231,7 @@ def span_candidates(question: QuestionInfo, sentence: str) -> tuple[list[SpanCan
     stop = [not is_word[i] or anchor[i] for i in range(len(toks))]
     token_stems = [stem(w) if is_word[k] else "" for k, w in enumerate(lower)]
     typed = candidate_spans(sentence, question.kind)
+    nearest = nearest_typed_span(question.text, sentence)
     # Token index ranges of the typed matches, to test candidates against.
     typed_tok = []
     for s, e in typed:
@@ -281,6 +283,7 @@ def span_candidates(question: QuestionInfo, sentence: str) -> tuple[list[SpanCan
             float(any(toks[k][2][0].isupper() and not anchor[k] for k in words_in if k > 0)),
             float(i > 0 and lower[i - 1] in ("that", "which", "who", "where", "when", "whose")),
             float(lower[j].endswith(("ed", "ing")) and not toks[j][2][0].isupper()),
+            float(nearest is not None and toks[i][0] <= nearest[0] < toks[i][1] and toks[j][0] < nearest[1] <= toks[j][1]),
         ]
         row = [0.0] * len(SPAN_FEATURES)
         row[0] = 1.0

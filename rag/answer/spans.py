@@ -103,3 +103,25 @@ def candidate_spans(sentence: str, kind: str) -> list[tuple[int, int]]:
             if text.strip():
                 spans.append((start, start + len(text)))
     return spans
+
+
+def nearest_typed_span(question: str, sentence: str) -> tuple[int, int] | None:
+    """The typed candidate (`candidate_spans`) nearest the question's words in the sentence, not
+    itself made of them, as character offsets: the hand-set span choice, and a feature of the
+    learned one."""
+    kind = question_type(question).kind
+    asked = set(content_terms(question))
+    anchors = [m.start() for m in re.finditer(r"[A-Za-z0-9]+", sentence) if m.group().lower() in asked]
+    best: tuple[float, tuple[int, int]] | None = None
+    for start, end in candidate_spans(sentence, kind):
+        span_words = words(sentence[start:end])
+        if kind in ("number", "date"):  # "how many people" → "32,070 people": units may echo
+            span_words = [w for w in span_words if any(ch.isdigit() for ch in w)] or span_words
+        echoed = sum(w in asked for w in span_words) / max(1, len(span_words))
+        if echoed == 1:
+            continue  # the question's own words are not its answer
+        # Near the question's words, and not repeating them (in characters, as distance is).
+        cost = min((min(abs(a - start), abs(a - end)) for a in anchors), default=0) + 100 * echoed
+        if best is None or cost < best[0]:
+            best = (cost, (start, end))
+    return best[1] if best else None
