@@ -136,6 +136,9 @@ class VectorIndex:
             ids = np.concatenate([ids[keep], add_ids])
             vectors = np.vstack([vectors[keep], np.asarray(add_vectors, dtype=np.float32).reshape(-1, self.dimension)])
             return VectorIndex.built(ids, vectors, self.requested)
+        if self.requested == "ivfpq" and self.kind == "flat":
+            log.warning("RAG_FAISS_INDEX=ivfpq: %d vectors are too few to train IVF-PQ (it needs %d); "
+                        "a flat index until then", len(self) - len(remove) + len(add_ids), IVFPQ_MIN_VECTORS)
         index = faiss.clone_index(self._index)
         if len(remove):
             index.remove_ids(faiss.IDSelectorBatch(remove))
@@ -151,7 +154,7 @@ class VectorIndex:
         k = min(k, len(self))
         selector = None if allowed is None else faiss.IDSelectorBatch(np.asarray(allowed, dtype=np.int64))
         hits = self._search(query, k, selector)
-        if allowed is not None and len(hits) < min(k, len(allowed)):
+        if allowed is not None and self.kind != "flat" and len(hits) < min(k, len(allowed)):
             # Approximate search under a narrow filter can miss allowed ids (HNSW walks a graph
             # mostly of excluded nodes; IVF probes lists that hold none): search them exactly.
             hits = self._search(query, k, selector, exhaustive=True, allowed=allowed)
