@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
-.PHONY: install run test bench bench-load bench-crash lint
+.PHONY: install run test bench bench-load bench-crash bench-faiss lint
 
 install: $(VENV)/.installed
 
@@ -32,6 +32,11 @@ bench-load: install
 
 bench-crash: install
 	$(BIN)/python bench/crash.py
+
+# FAISS kinds over 1M synthetic vectors (N=200000 for a quicker run); several minutes.
+N ?= 1000000
+bench-faiss: install
+	$(BIN)/python bench/faiss_scale.py --n $(N)
 
 lint: install
 	$(BIN)/ruff check rag tests bench

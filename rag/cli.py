@@ -266,7 +266,7 @@ def check(ctx: click.Context) -> None:
         raise click.ClickException(f"no index at {settings.index_dir}")
     try:
         # No model needed: the dimension is the one the docstore was built with.
-        store = Store.open_existing(settings.index_dir, settings.embedding_model)
+        store = Store.open_existing(settings.index_dir, settings.embedding_model, settings.faiss_index)
     except RagError as error:
         raise click.ClickException(str(error)) from error
     try:

@@ -34,6 +34,9 @@ class Settings(BaseSettings):
     max_article_bytes: int = Field(5_000_000, ge=1_000, description="Larger files are refused")
     max_request_bytes: int = Field(20_000_000, ge=1_000, description="Larger HTTP bodies get 413")
     max_question_chars: int = Field(1_000, ge=10)
+    faiss_index: Literal["flat", "hnsw", "ivfpq"] = Field(
+        "flat", description="The dense index: exact 'flat', graph 'hnsw' (fast search, deletes rebuild it), or "
+                            "compressed 'ivfpq' (~1/20 of the memory, flat until 10,000 chunks to train on)")
     candidates: int = Field(100, ge=1, le=1000, description="Hits each retriever contributes to fusion")
     dense_weight: float = Field(
         0.7, ge=0.0, le=1.0,

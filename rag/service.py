@@ -113,7 +113,7 @@ def build_service(settings: Settings, embedder: Embedder | None = None) -> Servi
         settings.embedding_model, settings.embedding_path, settings.embed_batch_size
     )
     backend = build_backend(settings)  # before the store opens: a bad setting leaves nothing open
-    store = Store(settings.index_dir, embedder.name, embedder.dimension)
+    store = Store(settings.index_dir, embedder.name, embedder.dimension, settings.faiss_index)
     chunker = Chunker(budget=settings.chunk_tokens, overlap=settings.chunk_overlap_tokens)
     extractive = ExtractiveAnswerer.with_model(embedder, settings.answerer_model, settings.abstention)
     answerer: Answerer = extractive

@@ -32,7 +32,7 @@ import numpy as np
 from rag.errors import RagError
 from rag.store.docstore import Docstore
 from rag.store.keywords import KeywordIndex
-from rag.store.vectors import VectorIndex
+from rag.store.vectors import IndexKind, VectorIndex
 
 __all__ = ["Docstore", "Indexes", "Store", "StoreCheck", "WriterBusy"]
 
@@ -68,10 +68,11 @@ class StoreCheck:
 class Store:
     MANIFEST = "manifest.json"
 
-    def __init__(self, index_dir: Path, model: str, dimension: int) -> None:
+    def __init__(self, index_dir: Path, model: str, dimension: int, vector_index: IndexKind = "flat") -> None:
         self.index_dir = index_dir
         self.model = model
         self.dimension = dimension
+        self.vector_index = vector_index  # the FAISS kind; a persisted file of another kind is rebuilt
         index_dir.mkdir(parents=True, exist_ok=True)
         self.docstore = Docstore(index_dir / "docstore.sqlite")
         self.docstore.bind_model(model, dimension)
@@ -81,7 +82,7 @@ class Store:
         self._indexes = self._open()
 
     @classmethod
-    def open_existing(cls, index_dir: Path, model: str) -> Store:
+    def open_existing(cls, index_dir: Path, model: str, vector_index: IndexKind = "flat") -> Store:
         """Open an index with the dimension its docstore was built with (no embedding model is
         loaded); the model name must still match. For `rag check` and other maintenance."""
         docstore = Docstore(index_dir / "docstore.sqlite")
@@ -90,8 +91,8 @@ class Store:
         finally:
             docstore.close()
         if bound is None:
-            return cls(index_dir, model, 0)
-        return cls(index_dir, model, bound[1])
+            return cls(index_dir, model, 0, vector_index)
+        return cls(index_dir, model, bound[1], vector_index)
 
     # -- reading -------------------------------------------------------------------------------
     def indexes(self) -> Indexes:
@@ -165,7 +166,7 @@ class Store:
 
     # -- internals -----------------------------------------------------------------------------
     def _open(self) -> Indexes:
-        empty = Indexes(-1, VectorIndex.empty(self.dimension), KeywordIndex.build(np.zeros(0), []))
+        empty = Indexes(-1, VectorIndex.empty(self.dimension, self.vector_index), KeywordIndex.build(np.zeros(0), []))
         try:
             with self.writer(timeout=0):
                 return self._caught_up(empty, persist=True)
@@ -217,7 +218,7 @@ class Store:
                 raise ValueError(f"{folder / name} does not match its checksum (corrupt or truncated)")
         return Indexes(
             generation=int(manifest["generation"]),
-            vectors=VectorIndex.load(folder / "vectors.faiss", self.dimension),
+            vectors=VectorIndex.load(folder / "vectors.faiss", self.dimension, self.vector_index),
             keywords=KeywordIndex.load(folder / "bm25"),
         )
 
