@@ -30,6 +30,10 @@ MAX_CARRIED = 8  # terms carried into a follow-up
 HISTORY_TURNS = 6  # turns shown to the condense prompt
 HISTORY_CHARS = 600  # of each turn shown to it
 # Words that point back into the conversation: a question holding one is a follow-up.
+# Pronouns for actors ("why did they veto it?") usually point at the last answer's names; "it",
+# "this", "there" at the thing the last question was about. Carrying the answer's names into a
+# question about a thing would make the true answer look like an echo of the question.
+_ACTORS = re.compile(r"\b(?:they|them|their|theirs|he|him|his|she|her|hers)\b", re.IGNORECASE)
 _ANAPHORA = re.compile(
     r"\b(?:it|its|they|them|their|theirs|this|that|these|those|he|him|his|she|her|there|then|"
     r"the same|the former|the latter|such)\b|^(?:and|but|so|what about|how about|also)\b",
@@ -59,9 +63,9 @@ def carry_terms(question: str, history: Sequence[Turn]) -> str:
     A question that holds no word pointing back (it, they, there, …) and has three or more content
     words stands on its own and is returned unchanged. Otherwise the terms it lacks are taken, most
     recent first, from: the names and numbers of the previous user questions, the content words of
-    the last one, and the names in the last answer (whose "they" may be the answer's "Russia and
-    China"). They are appended lower-cased, so that they steer retrieval without becoming key terms
-    the answerer insists on finding."""
+    the last one, and, when it asks about actors ("they", "he", …), the names in the last answer
+    (whose "they" may be the answer's "Russia and China"). They are appended lower-cased, so that
+    they steer retrieval without becoming key terms the answerer insists on finding."""
     if not needs_context(question):
         return question
     have = set(content_terms(question))
@@ -78,7 +82,7 @@ def carry_terms(question: str, history: Sequence[Turn]) -> str:
     if users:
         add(key_terms(users[-1]))
         add(content_terms(users[-1]))
-    if answers:
+    if answers and _ACTORS.search(question):
         add(m.group() for m in NAME.finditer(answers[-1]) if m.group().lower() not in STOPWORDS)
     for earlier in reversed(users[:-1]):
         add(key_terms(earlier))
