@@ -17,7 +17,9 @@ from urllib.parse import parse_qs
 
 from fastapi import APIRouter, Depends, HTTPException, Request
 
+from rag.api.auth import ERROR_RESPONSES
 from rag.api.routes import ServiceDep
+from rag.api.schemas import ErrorResponse
 from rag.errors import InvalidInput
 from rag.types import Answer
 
@@ -71,7 +73,9 @@ async def verified_command(request: Request) -> dict[str, str]:
 SlackCommand = Annotated[dict[str, str], Depends(verified_command)]
 
 
-@router.post("/commands")
+@router.post("/commands", responses={
+    **{code: ERROR_RESPONSES[code] for code in (400, 413, 422, 429, 503, 504)},
+    401: {"model": ErrorResponse, "description": "Missing, wrong or stale Slack signature"}})
 def slack_command(command: SlackCommand, service: ServiceDep) -> dict[str, Any]:
     question = command.get("text", "").strip()
     if not question or question.lower() == "help":
