@@ -65,7 +65,7 @@ def main() -> None:
             peer.say(script)
             target = svc
             if base_url:
-                target = build_service(settings.model_copy(update={"llm_base_url": base_url}), svc.embedder)
+                target = build_service(settings.model_copy(update={"llm_base_url": base_url}), svc.indexer.embedder)
             start = time.perf_counter()
             answer = target.ask(QUESTION)
             took = time.perf_counter() - start

@@ -1,4 +1,10 @@
-"""The write path: articles → chunks → vectors → docstore, then the derived indexes are published.
+"""The write path: articles → chunks → sentence vectors → docstore, then the derived indexes
+are published.
+
+Every sentence is embedded once, on its own (not every chunk: chunks overlap, and a chunk is
+found by its best sentence — recall@5 on dev-a 96.4 against 95.6 with one vector per chunk, fold
+means; short inputs also pad and attend less). A chunk's own vector is the mean of its
+sentences', weighted by their length, for the few users that want one vector per chunk.
 
 Articles are committed to the docstore in batches (each batch one transaction, so an interrupted
 run keeps every batch it finished and a rerun skips them as unchanged); FAISS and BM25 are
@@ -7,7 +13,6 @@ brought up to date once at the end, under the single-writer lock.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from itertools import islice
@@ -16,12 +21,10 @@ import numpy as np
 
 from rag.chunking import Chunker
 from rag.embedding import Embedder
+from rag.embedding_cache import text_hash
 from rag.store import Store
-from rag.types import Article, IngestFailure, IngestReport
-
-
-def text_hash(text: str) -> str:
-    return hashlib.sha256(text.encode()).hexdigest()
+from rag.store.docstore import Embedded
+from rag.types import Article, Chunk, IngestFailure, IngestReport, Span
 
 
 @dataclass
@@ -37,7 +40,7 @@ class Indexer:
         report = IngestReport()
         origins: dict[str, str] = {}  # id → origin, to catch two items claiming one id
         with self.store.writer(lock_timeout):
-            changed = False
+            changed = self._backfill()
             for batch in _batched(items, self.batch_size):
                 articles = []
                 for item in batch:
@@ -60,6 +63,24 @@ class Indexer:
             self.store.docstore.delete(article_id)
             self.store.publish()
 
+    def backfill(self, lock_timeout: float | None = None) -> int:
+        """Embed the sentences a schema-1 docstore stored without vectors; returns how many."""
+        with self.store.writer(lock_timeout):
+            done = self._backfill()
+            if done:
+                self.store.publish()
+            return done
+
+    def _backfill(self) -> int:
+        done = 0
+        while rows := self.store.docstore.sentences_without_vectors(limit=4096):
+            hashes = [text_hash(text) for _, text in rows]
+            vectors = self._vectors(dict(zip(hashes, (text for _, text in rows))))
+            self.store.docstore.set_sentence_vectors(
+                [(rowid, h, vectors[h]) for (rowid, _), h in zip(rows, hashes)])
+            done += len(rows)
+        return done
+
     def _add_batch(self, articles: list[Article], report: IngestReport) -> bool:
         stored = self.store.docstore.content_hashes([a.id for a in articles])
         todo: list[tuple[Article, list]] = []
@@ -74,25 +95,49 @@ class Indexer:
             todo.append((article, chunks))
         if not todo:
             return False
-        hashes = [[text_hash(c.text) for c in chunks] for _, chunks in todo]
-        vectors = self._vectors({h: c.text for (_, chunks), hs in zip(todo, hashes)
-                                 for c, h in zip(chunks, hs)})
+        spans = [sentences_of(chunks) for _, chunks in todo]
+        texts = [[article.text[s.start : s.end] for s in article_spans]
+                 for (article, _), article_spans in zip(todo, spans)]
+        vectors = self._vectors({text_hash(t): t for article_texts in texts for t in article_texts})
         self.store.docstore.put(
-            (article, chunks, hs, np.vstack([vectors[h] for h in hs]))
-            for (article, chunks), hs in zip(todo, hashes)
+            embedded(article, chunks, np.vstack([vectors[text_hash(t)] for t in article_texts]))
+            for (article, chunks), article_texts in zip(todo, texts)
         )
         report.ingested.extend(article.id for article, _ in todo)
         return True
 
     def _vectors(self, texts_by_hash: dict[str, str]) -> dict[str, np.ndarray]:
-        """Vectors for each chunk text, reusing those already in the docstore (same text, same
-        vector: an edited article re-embeds only the chunks that changed)."""
+        """Vectors for each sentence text, reusing those already in the docstore (same text, same
+        vector: an edited article re-embeds only the sentences that changed)."""
         vectors = self.store.docstore.cached_vectors(list(texts_by_hash))
         missing = [h for h in texts_by_hash if h not in vectors]
         if missing:
             embedded = self.embedder.embed([texts_by_hash[h] for h in missing])
             vectors.update(zip(missing, embedded))
         return vectors
+
+
+def sentences_of(chunks: list[Chunk]) -> list[Span]:
+    """Each sentence of an article once (overlapping chunks share some), in text order."""
+    return sorted({span for chunk in chunks for span in chunk.sentences}, key=lambda span: span.start)
+
+
+def embedded(article: Article, chunks: list[Chunk], sentence_vectors: np.ndarray) -> Embedded:
+    """The article ready to store, given the vectors of `sentences_of(chunks)`. Each chunk's
+    vector is the mean of its sentences', weighted by their length in characters (a proxy for the
+    tokens each pools)."""
+    spans = sentences_of(chunks)
+    if len(spans) != len(sentence_vectors):
+        raise ValueError(f"{len(spans)} sentences but {len(sentence_vectors)} vectors")
+    row = {span: i for i, span in enumerate(spans)}
+    chunk_vectors = np.empty((len(chunks), sentence_vectors.shape[1]), dtype=np.float32)
+    for i, chunk in enumerate(chunks):
+        members = [row[span] for span in chunk.sentences]
+        weights = np.array([spans[j].end - spans[j].start for j in members], dtype=np.float32)
+        mean = weights @ sentence_vectors[members]
+        chunk_vectors[i] = mean / (np.linalg.norm(mean) or 1.0)
+    return Embedded(article, chunks, [text_hash(c.text) for c in chunks], chunk_vectors, spans,
+                    [text_hash(article.text[s.start : s.end]) for s in spans], sentence_vectors)
 
 
 def _batched(items: Iterable, size: int) -> Iterator[list]:

@@ -44,11 +44,14 @@ class Retriever:
         if top_k < 1:
             raise InvalidInput(f"top_k must be >= 1, got {top_k}")
         indexes = self.store.indexes()
-        allowed = None if filters.empty else self.store.docstore.rowids_matching(filters)
-        if allowed is not None and len(allowed) == 0:
-            return []
-        dense = indexes.vectors.search(self.embedder.embed([query])[0], self.candidates, allowed)
-        keyword = indexes.keywords.search(query, self.candidates, allowed)
+        allowed_chunks = allowed_sentences = None
+        if not filters.empty:
+            allowed_chunks = self.store.docstore.rowids_matching(filters)
+            if len(allowed_chunks) == 0:
+                return []
+            allowed_sentences = self.store.docstore.sentence_rowids_matching(filters)
+        dense = indexes.dense(self.embedder.embed([query])[0], self.candidates, allowed_sentences)
+        keyword = indexes.keywords.search(query, self.candidates, allowed_chunks)
         fused = convex_fusion(dense, keyword, self.dense_weight)
         cosine, bm25 = dict(dense), dict(keyword)
         # Rows deleted or replaced since the snapshot was built are absent here, hence dropped.

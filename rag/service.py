@@ -15,11 +15,12 @@ from rag.chat import Chat, ChatReply, Turn
 from rag.chunking import Chunker
 from rag.config import Settings
 from rag.embedding import Embedder, SentenceTransformerEmbedder
+from rag.embedding_cache import CachedEmbedder
 from rag.errors import InvalidInput
 from rag.indexer import Indexer
 from rag.llm import build_backend
 from rag.retrieval import Retriever
-from rag.store import Store
+from rag.store import Store, WriterBusy
 from rag.types import NO_FILTERS, Answer, Article, Filters, IngestFailure, IngestReport, Passage
 
 if TYPE_CHECKING:
@@ -115,21 +116,28 @@ def build_service(settings: Settings, embedder: Embedder | None = None) -> Servi
     backend = build_backend(settings)  # before the store opens: a bad setting leaves nothing open
     store = Store(settings.index_dir, embedder.name, embedder.dimension, settings.faiss_index)
     chunker = Chunker(budget=settings.chunk_tokens, overlap=settings.chunk_overlap_tokens)
-    extractive = ExtractiveAnswerer.with_model(embedder, settings.answerer_model, settings.abstention)
+    # Question-time code reads the sentence vectors ingest stored; only the question is embedded.
+    stored = CachedEmbedder(embedder, store.docstore.cached_vectors)
+    extractive = ExtractiveAnswerer.with_model(stored, settings.answerer_model, settings.abstention)
     answerer: Answerer = extractive
     if backend is not None:
         answerer = LLMAnswerer(
-            backend.llm, backend.name, SupportScorer(embedder, settings.support_threshold), extractive,
+            backend.llm, backend.name, SupportScorer(stored, settings.support_threshold), extractive,
             timeout_s=settings.llm_timeout_s, retries=settings.llm_retries,
             context_tokens=settings.llm_context_tokens, retryable=backend.retryable,
             not_retryable=backend.not_retryable, serialize=backend.serialize,
         )
+    indexer = Indexer(chunker, embedder, store, batch_size=settings.ingest_batch_size)
+    try:  # an index from before sentence vectors gets them now, unless an ingest run is at it
+        indexer.backfill(lock_timeout=0)
+    except WriterBusy:
+        pass
     return Service(
         settings=settings,
-        embedder=embedder,
+        embedder=stored,
         store=store,
-        indexer=Indexer(chunker, embedder, store, batch_size=settings.ingest_batch_size),
-        retriever=Retriever(store, embedder, settings.candidates, settings.dense_weight),
+        indexer=indexer,
+        retriever=Retriever(store, stored, settings.candidates, settings.dense_weight),
         answerer=answerer,
         llm=backend.llm if backend is not None else None,
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 import subprocess
 import sys
 import threading
@@ -218,6 +219,39 @@ def test_restart_reloads_the_same_index_and_answers_the_same(bbc_service, embedd
         again.close()
 
 
+def test_an_index_from_before_sentence_vectors_is_migrated_and_answers_the_same(bbc_service, embedder):
+    """Schema 1 stored sentences as bare spans: opening it keeps every span, embeds them once,
+    and the service answers as an index built today does."""
+    question = {"question": KNOWN[1][0]}
+    with live_server(create_app(bbc_service.settings, bbc_service)) as http:
+        before = http.post("/ask", json=question).json()
+    settings = bbc_service.settings
+    spans = bbc_service.store.docstore._db().execute(
+        "SELECT article_id, start, end FROM sentences ORDER BY article_id, start").fetchall()
+    bbc_service.close()
+    db = sqlite3.connect(settings.index_dir / "docstore.sqlite")
+    db.executescript("""
+        CREATE TABLE old (article_id TEXT NOT NULL, start INTEGER NOT NULL, end INTEGER NOT NULL,
+                          PRIMARY KEY (article_id, start)) WITHOUT ROWID;
+        INSERT INTO old SELECT article_id, start, end FROM sentences;
+        DROP TABLE sentences;
+        ALTER TABLE old RENAME TO sentences;
+        UPDATE meta SET value = '1' WHERE key = 'schema_version';
+    """)
+    db.close()
+    again = build_service(settings, embedder)
+    try:
+        docstore = again.store.docstore
+        assert docstore._db().execute(
+            "SELECT article_id, start, end FROM sentences ORDER BY article_id, start").fetchall() == spans
+        assert docstore.sentences_without_vectors(limit=1) == []
+        assert again.store.check().ok
+        with live_server(create_app(settings, again)) as http:
+            assert http.post("/ask", json=question).json() == before
+    finally:
+        again.close()
+
+
 def test_an_index_of_another_model_is_refused_and_reported(tmp_path):
     """The app loads in the background: /health says loading, then why it failed; routes 503."""
     Store(tmp_path / "index", "some-other-model", 384).close()
@@ -248,7 +282,9 @@ def test_server_keeps_answering_while_another_process_ingests(bbc_service, tmp_p
         '"text": "Mira Oskarsdottir was named director of the Quellan observatory on Tuesday."}\n')
     rag = str(Path(sys.executable).parent / "rag")
     statuses: list[int] = []
-    with live_server(create_app(bbc_service.settings, bbc_service)) as http:
+    # No rate limit here: answers come in milliseconds, and this test asks as fast as it can.
+    settings = bbc_service.settings.model_copy(update={"rate_limit_per_min": 0})
+    with live_server(create_app(settings, bbc_service)) as http:
         writer = subprocess.Popen([rag, "--index-dir", str(bbc_service.settings.index_dir), "ingest", str(docs)],
                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                                   stdin=subprocess.DEVNULL)

@@ -9,7 +9,7 @@ import pytest
 
 from rag.chunking import Chunker
 from rag.errors import ArticleNotFound, IndexMismatch
-from rag.indexer import text_hash
+from rag.indexer import embedded, sentences_of
 from rag.store import Store, WriterBusy
 from rag.types import Article
 
@@ -19,10 +19,10 @@ DIM = 8
 def _put(store: Store, article: Article, seed: int = 0) -> list:
     chunks = Chunker(budget=40, overlap=8).chunk(article)
     rng = np.random.default_rng(seed)
-    vectors = rng.normal(size=(len(chunks), DIM)).astype(np.float32)
+    vectors = rng.normal(size=(len(sentences_of(chunks)), DIM)).astype(np.float32)
     vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
     with store.writer():
-        store.docstore.put([(article, chunks, [text_hash(c.text) for c in chunks], vectors)])
+        store.docstore.put([embedded(article, chunks, vectors)])
         store.publish()
     return chunks
 
@@ -46,7 +46,8 @@ def test_put_replace_delete_leave_no_stale_ids(tmp_path):
     _put(store, _article(2))
     before = _ids(store)
     assert before == _docstore_ids(store) and len(before) > 4
-    assert set(store.indexes().keywords.rowids.tolist()) == before
+    chunks_before = set(store.docstore.rowids().tolist())
+    assert set(store.indexes().keywords.rowids.tolist()) == chunks_before
 
     _put(store, _article(1, words="changed"), seed=1)  # an edit replaces every chunk of a1
     after = _ids(store)
@@ -54,13 +55,15 @@ def test_put_replace_delete_leave_no_stale_ids(tmp_path):
     old_a1 = before - after
     assert old_a1 and not (old_a1 & after)
     hits = {r for r, _ in store.indexes().keywords.search("changed", 50)}
-    assert hits and hits <= after
+    assert hits and hits <= set(store.docstore.rowids().tolist())
+    assert not hits & chunks_before  # the edit gave a1 new chunk rowids
 
     with store.writer():
         store.docstore.delete("a2")
         store.publish()
     assert _ids(store) == _docstore_ids(store)
-    assert store.docstore.hydrate(sorted(before)).keys() <= _ids(store)
+    assert store.docstore.hydrate(sorted(chunks_before)).keys() <= set(store.docstore.rowids().tolist())
+    assert not store.docstore.hydrate(sorted(chunks_before))  # every old chunk is gone
     with pytest.raises(ArticleNotFound):
         store.docstore.get_article("a2")
     assert store.indexes().keywords.search("topic2", 10) == []
@@ -71,13 +74,14 @@ def test_check_agrees_after_writes_and_names_a_disagreement(tmp_path):
     _put(store, _article(1))
     _put(store, _article(2))
     report = store.check()
-    assert report.ok and report.articles == 2 and report.chunks == report.vectors == report.keyword_docs > 2
+    assert report.ok and report.articles == 2 and report.chunks == report.keyword_docs > 2
+    assert report.vectors == len(store.docstore.sentence_rowids()) >= report.chunks
     # A derived index that lost a vector (as a torn write could leave it) is named, not hidden.
     indexes = store.indexes()
     dropped = indexes.vectors.ids()[:1]
     store._indexes = dataclasses.replace(indexes, vectors=indexes.vectors.synced(dropped, dropped[:0], None))
     report = store.check()
-    assert not report.ok and report.problems == ("FAISS lacks 1 chunks of the docstore",)
+    assert not report.ok and report.problems == ("FAISS lacks 1 sentences of the docstore",)
 
 
 def test_restart_loads_the_persisted_index(tmp_path):
@@ -109,8 +113,8 @@ def test_index_behind_the_docstore_is_caught_up(tmp_path):
     _put(store, _article(1))
     chunks = Chunker(budget=40, overlap=8).chunk(_article(2))
     with store.writer():
-        store.docstore.put([(_article(2), chunks, [text_hash(c.text) for c in chunks],
-                             np.ones((len(chunks), DIM), dtype=np.float32) / np.sqrt(DIM))])
+        store.docstore.put([embedded(_article(2), chunks,
+                                     np.ones((len(sentences_of(chunks)), DIM), dtype=np.float32) / np.sqrt(DIM))])
     store.close()
     again = Store(tmp_path, "m", DIM)
     assert "generation" in again.load_problem

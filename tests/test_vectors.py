@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from rag.chunking import Chunker
-from rag.indexer import text_hash
+from rag.indexer import embedded, sentences_of
 from rag.store import Store
 from rag.store.vectors import IVFPQ_MIN_VECTORS, VectorIndex
 from rag.types import Article
@@ -127,9 +127,9 @@ def _put(store: Store, i: int) -> None:
     article = Article(id=f"a{i}", title=f"Title {i}",
                       text=" ".join(f"Sentence {j} about topic{i} item{j}." for j in range(12)))
     chunks = Chunker(budget=40, overlap=8).chunk(article)
-    vectors = _clustered(len(chunks), seed=10 + i)
+    vectors = _clustered(len(sentences_of(chunks)), seed=10 + i)
     with store.writer():
-        store.docstore.put([(article, chunks, [text_hash(c.text) for c in chunks], vectors)])
+        store.docstore.put([embedded(article, chunks, vectors)])
         store.publish()
 
 

@@ -1,8 +1,9 @@
 """The store: SQLite docstore (truth) plus FAISS and BM25 (derived), persisted under one folder.
 
 Layout of `index_dir`:
-    docstore.sqlite          articles, chunks (with vectors), sentences; `generation` bumps per write
-    derived/gen-<G>/         vectors.faiss, bm25/ — the derived indexes for docstore generation G
+    docstore.sqlite          articles, chunks, sentences (with vectors); `generation` bumps per write
+    derived/gen-<G>/         vectors.faiss (sentence vectors), bm25/ (chunks) — the derived indexes
+                             for docstore generation G
     manifest.json            which derived folder is current, its generation, model, dimension and
                              the sha256 of every file; replaced atomically (write, fsync, rename)
     writer.lock              flock held by the one writer (a thread of `rag serve` or `rag ingest`)
@@ -43,13 +44,29 @@ class WriterBusy(RagError):
     """Another writer (an ingest run, another request) holds the index; retry later (HTTP 503)."""
 
 
+# Sentence hits read per chunk wanted: a chunk holds ~5 sentences and is scored by its best one,
+# so 4x the chunks asked for in sentences yields at least as many distinct chunks in practice.
+SENTENCE_HITS_PER_CHUNK = 4
+
+
 @dataclass(frozen=True)
 class Indexes:
-    """One consistent, never-mutated view of the derived indexes at a docstore generation."""
+    """One consistent, never-mutated view of the derived indexes at a docstore generation:
+    FAISS over sentence vectors, BM25 over chunks, and which chunks hold each sentence."""
 
     generation: int
     vectors: VectorIndex
     keywords: KeywordIndex
+    sentence_chunks: dict[int, tuple[int, ...]]
+
+    def dense(self, query: np.ndarray, k: int, allowed_sentences: np.ndarray | None = None
+              ) -> list[tuple[int, float]]:
+        """Top-k (chunk rowid, cosine) where a chunk's cosine is its best sentence's."""
+        best: dict[int, float] = {}
+        for sentence, score in self.vectors.search(query, k * SENTENCE_HITS_PER_CHUNK, allowed_sentences):
+            for chunk in self.sentence_chunks.get(sentence, ()):
+                best.setdefault(chunk, score)  # hits come best first
+        return list(best.items())[:k]
 
 
 @dataclass(frozen=True)
@@ -148,17 +165,19 @@ class Store:
     def check(self) -> StoreCheck:
         """Compare the docstore with the current FAISS and BM25 snapshots, id by id."""
         indexes = self.indexes()
-        truth = set(self.docstore.all_vectors()[0].tolist())
         articles, chunks = self.docstore.counts()
         problems = []
-        for name, ids in (("FAISS", indexes.vectors.ids()), ("BM25", indexes.keywords.rowids)):
+        for name, ids, truth, noun in (
+            ("FAISS", indexes.vectors.ids(), set(self.docstore.sentence_rowids().tolist()), "sentences"),
+            ("BM25", indexes.keywords.rowids, set(self.docstore.rowids().tolist()), "chunks"),
+        ):
             have = set(ids.tolist())
             if len(have) != len(ids):
                 problems.append(f"{name} holds duplicate ids")
             if missing := truth - have:
-                problems.append(f"{name} lacks {len(missing)} chunks of the docstore")
+                problems.append(f"{name} lacks {len(missing)} {noun} of the docstore")
             if stale := have - truth:
-                problems.append(f"{name} holds {len(stale)} chunks the docstore no longer has")
+                problems.append(f"{name} holds {len(stale)} {noun} the docstore no longer has")
         if indexes.generation != self.docstore.generation():
             problems.append(f"indexes at generation {indexes.generation}, docstore at {self.docstore.generation()}")
         problems.extend(self.docstore.integrity_problems())
@@ -166,7 +185,8 @@ class Store:
 
     # -- internals -----------------------------------------------------------------------------
     def _open(self) -> Indexes:
-        empty = Indexes(-1, VectorIndex.empty(self.dimension, self.vector_index), KeywordIndex.build(np.zeros(0), []))
+        empty = Indexes(-1, VectorIndex.empty(self.dimension, self.vector_index), KeywordIndex.build(np.zeros(0), []),
+                        {})
         try:
             with self.writer(timeout=0):
                 return self._caught_up(empty, persist=True)
@@ -184,7 +204,7 @@ class Store:
             persisted = None
         generation = self.docstore.generation()
         if persisted is not None and persisted.generation == generation:
-            mismatch = _id_mismatch(persisted, self.docstore.rowids())
+            mismatch = _id_mismatch(persisted, self.docstore.sentence_rowids(), self.docstore.rowids())
             if mismatch is None:
                 return persisted
             # Checksums matched, so the files are whole, but they are another index's (copied
@@ -220,21 +240,23 @@ class Store:
             generation=int(manifest["generation"]),
             vectors=VectorIndex.load(folder / "vectors.faiss", self.dimension, self.vector_index),
             keywords=KeywordIndex.load(folder / "bm25"),
+            sentence_chunks=self.docstore.sentence_chunks(),
         )
 
     def _synced(self, base: Indexes) -> Indexes:
-        """`base` brought up to the docstore: vectors by difference of ids (no re-embedding, the
-        vectors are in the docstore), BM25 rebuilt. The generation is read first, so the content is
-        at least that new and a later change is caught by the next check."""
+        """`base` brought up to the docstore: sentence vectors by difference of ids (no
+        re-embedding, the vectors are in the docstore), BM25 rebuilt. The generation is read first,
+        so the content is at least that new and a later change is caught by the next check."""
         generation = self.docstore.generation()
         rowids, texts = self.docstore.rowids_and_texts()
+        sentences = self.docstore.sentence_rowids()
         have = base.vectors.ids()
-        remove = np.setdiff1d(have, rowids, assume_unique=True)
-        add = np.setdiff1d(rowids, have, assume_unique=True)
+        remove = np.setdiff1d(have, sentences, assume_unique=True)
+        add = np.setdiff1d(sentences, have, assume_unique=True)
         vectors = base.vectors.synced(remove, add, self.docstore.vectors_for(add)) if len(remove) or len(add) \
             else base.vectors
         keywords = base.keywords if np.array_equal(base.keywords.rowids, rowids) else KeywordIndex.build(rowids, texts)
-        return Indexes(generation, vectors, keywords)
+        return Indexes(generation, vectors, keywords, self.docstore.sentence_chunks())
 
     def _persist(self, indexes: Indexes) -> None:
         """Write the derived files into a new folder, then switch the manifest to it atomically."""
@@ -252,7 +274,8 @@ class Store:
             "generation": indexes.generation,
             "embedding_model": self.model,
             "dimension": self.dimension,
-            "chunks": len(indexes.vectors),
+            "sentences": len(indexes.vectors),
+            "chunks": len(indexes.keywords),
             "folder": name,
             "files": files,
         }
@@ -265,11 +288,13 @@ class Store:
         self.docstore.close()
 
 
-def _id_mismatch(indexes: Indexes, rowids: np.ndarray) -> str | None:
-    """Why `indexes` do not hold exactly the docstore's chunk ids, or None if they do."""
-    for name, ids in (("FAISS", indexes.vectors.ids()), ("BM25", indexes.keywords.rowids)):
+def _id_mismatch(indexes: Indexes, sentences: np.ndarray, chunks: np.ndarray) -> str | None:
+    """Why `indexes` do not hold exactly the docstore's sentence ids (FAISS) and chunk ids (BM25),
+    or None if they do."""
+    for name, ids, rowids, noun in (("FAISS", indexes.vectors.ids(), sentences, "sentence"),
+                                    ("BM25", indexes.keywords.rowids, chunks, "chunk")):
         if len(ids) != len(rowids) or not np.array_equal(np.sort(ids), rowids):
-            return f"its {name} ids are not the docstore's chunk ids"
+            return f"its {name} ids are not the docstore's {noun} ids"
     return None
 
 

@@ -1,17 +1,23 @@
-"""SQLite docstore: the source of truth for articles, chunks, sentences and chunk vectors.
+"""SQLite docstore: the source of truth for articles, chunks, sentences and their vectors.
 
 Every write is one transaction that also bumps `generation`, so a crash leaves either the old or
-the new state, and the derived indexes (FAISS, BM25) can always be rebuilt from here. Chunk rowids
-are AUTOINCREMENT, never reused: a stale vector id can only point at nothing, never at a newer
-chunk. Vectors live here too so that rebuilding FAISS never needs the embedding model.
+the new state, and the derived indexes (FAISS, BM25) can always be rebuilt from here. Chunk and
+sentence rowids are AUTOINCREMENT, never reused: a stale id can only point at nothing, never at a
+newer row. Vectors live here too so that rebuilding FAISS never needs the embedding model.
+
+Each sentence is embedded once, on its own; FAISS holds the sentence vectors (a chunk scores its
+best sentence), the answerer reads them instead of embedding at question time, and a chunk's
+vector is the token-weighted mean of its sentences' (briefings group articles by it).
 """
 
 from __future__ import annotations
 
+import logging
 import sqlite3
 import threading
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime, time, timedelta
 from pathlib import Path
 
@@ -20,7 +26,9 @@ import numpy as np
 from rag.errors import ArticleNotFound, IndexMismatch
 from rag.types import Article, Chunk, Filters, Passage, Span
 
-SCHEMA_VERSION = 1
+log = logging.getLogger(__name__)
+
+SCHEMA_VERSION = 2
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -53,12 +61,49 @@ CREATE TABLE IF NOT EXISTS chunks (
 CREATE INDEX IF NOT EXISTS chunks_article ON chunks(article_id);
 CREATE INDEX IF NOT EXISTS chunks_text_hash ON chunks(text_hash);
 CREATE TABLE IF NOT EXISTS sentences (
+    rowid INTEGER PRIMARY KEY AUTOINCREMENT,   -- the FAISS id: dense search is by sentence
     article_id TEXT NOT NULL REFERENCES articles(id) ON DELETE CASCADE,
     start INTEGER NOT NULL,
     end INTEGER NOT NULL,
-    PRIMARY KEY (article_id, start)
-) WITHOUT ROWID;
+    text_hash TEXT,                            -- embedding cache key
+    vector BLOB,                               -- float32, L2-normalised; NULL only in a docstore
+                                               -- migrated from schema 1, until the next ingest
+    UNIQUE (article_id, start)
+);
+CREATE INDEX IF NOT EXISTS sentences_text_hash ON sentences(text_hash);
 """
+
+# Schema 1 kept sentences as bare spans (no vectors, no rowid): the table is rebuilt around them,
+# keeping every span, and their vectors are filled in by the next writer (`Indexer.backfill`).
+_MIGRATE_1_TO_2 = """
+ALTER TABLE sentences RENAME TO sentences_v1;
+CREATE TABLE sentences (
+    rowid INTEGER PRIMARY KEY AUTOINCREMENT,
+    article_id TEXT NOT NULL REFERENCES articles(id) ON DELETE CASCADE,
+    start INTEGER NOT NULL,
+    end INTEGER NOT NULL,
+    text_hash TEXT,
+    vector BLOB,
+    UNIQUE (article_id, start)
+);
+INSERT INTO sentences (article_id, start, end) SELECT article_id, start, end FROM sentences_v1 ORDER BY article_id, start;
+DROP TABLE sentences_v1;
+UPDATE meta SET value = '2' WHERE key = 'schema_version';
+"""
+
+
+@dataclass(frozen=True)
+class Embedded:
+    """An article ready to store: its chunks and its sentences (each once, in text order), with
+    the text hash and vector of each."""
+
+    article: Article
+    chunks: Sequence[Chunk]
+    chunk_hashes: Sequence[str]
+    chunk_vectors: np.ndarray
+    sentences: Sequence[Span]
+    sentence_hashes: Sequence[str]
+    sentence_vectors: np.ndarray
 
 
 def _iso(value: datetime | None) -> str | None:
@@ -76,6 +121,7 @@ class Docstore:
     def __init__(self, path: Path) -> None:
         self.path = path
         self._local = threading.local()
+        self._migrate()
         self._db().executescript(_SCHEMA)  # executescript commits on its own: not in a transaction
         with self._transaction() as db:
             db.execute("INSERT OR IGNORE INTO meta VALUES ('generation', '0')")
@@ -113,6 +159,16 @@ class Docstore:
         finally:
             db.execute("COMMIT")
 
+    def _migrate(self) -> None:
+        db = self._db()
+        columns = {row[1] for row in db.execute("PRAGMA table_info(sentences)")}
+        if columns and "vector" not in columns:
+            with self._transaction() as db:
+                for statement in filter(str.strip, _MIGRATE_1_TO_2.split(";")):
+                    db.execute(statement)
+            log.info("docstore %s migrated to schema 2: sentence vectors are filled in by the next ingest",
+                     self.path)
+
     # -- meta ----------------------------------------------------------------------------------
     def generation(self) -> int:
         return int(self._db().execute("SELECT value FROM meta WHERE key='generation'").fetchone()[0])
@@ -148,16 +204,33 @@ class Docstore:
         return out
 
     def cached_vectors(self, text_hashes: Sequence[str]) -> dict[str, np.ndarray]:
-        """Vectors already computed for chunk texts with these hashes (the embedding cache)."""
+        """Vectors already computed for sentence texts with these hashes (the embedding cache:
+        the same text always has the same vector, whichever article it is in)."""
         out: dict[str, np.ndarray] = {}
         db = self._db()
         for batch in _batches(sorted(set(text_hashes)), 500):
             marks = ",".join("?" * len(batch))
             for text_hash, blob in db.execute(
-                f"SELECT text_hash, vector FROM chunks WHERE text_hash IN ({marks})", batch
+                f"SELECT text_hash, vector FROM sentences WHERE text_hash IN ({marks}) AND vector IS NOT NULL",
+                batch,
             ):
                 out[text_hash] = np.frombuffer(blob, dtype=np.float32)
         return out
+
+    def sentences_without_vectors(self, limit: int) -> list[tuple[int, str]]:
+        """(rowid, text) of up to `limit` sentences that have no vector yet (schema-1 migrants)."""
+        return self._db().execute(
+            "SELECT s.rowid, substr(a.text, s.start + 1, s.end - s.start) FROM sentences s "
+            "JOIN articles a ON a.id = s.article_id WHERE s.vector IS NULL ORDER BY s.rowid LIMIT ?", (limit,),
+        ).fetchall()
+
+    def set_sentence_vectors(self, rows: Sequence[tuple[int, str, np.ndarray]]) -> int:
+        """Store (rowid, text hash, vector) of sentences; the generation moves, so the dense index
+        is brought up to date."""
+        with self._transaction() as db:
+            db.executemany("UPDATE sentences SET text_hash=?, vector=? WHERE rowid=?",
+                           [(h, np.ascontiguousarray(v, dtype=np.float32).tobytes(), r) for r, h, v in rows])
+            return self._bump(db)
 
     def get_article(self, article_id: str) -> Article:
         row = self._db().execute(
@@ -179,6 +252,21 @@ class Docstore:
     def rowids(self) -> np.ndarray:
         return np.fromiter((r[0] for r in self._db().execute("SELECT rowid FROM chunks ORDER BY rowid")),
                            dtype=np.int64)
+
+    def sentence_rowids(self) -> np.ndarray:
+        """Rowids of the sentences that have a vector: the ids the dense index must hold."""
+        return np.fromiter((r[0] for r in self._db().execute(
+            "SELECT rowid FROM sentences WHERE vector IS NOT NULL ORDER BY rowid")), dtype=np.int64)
+
+    def sentence_chunks(self) -> dict[int, tuple[int, ...]]:
+        """Sentence rowid → rowids of the chunks holding it (two where chunks overlap)."""
+        out: dict[int, tuple[int, ...]] = {}
+        for sentence, chunk in self._db().execute(
+            "SELECT s.rowid, c.rowid FROM sentences s JOIN chunks c ON c.article_id = s.article_id "
+            "AND c.start <= s.start AND s.end <= c.end WHERE s.vector IS NOT NULL ORDER BY s.rowid, c.rowid"
+        ):
+            out[sentence] = (*out.get(sentence, ()), chunk)
+        return out
 
     def integrity_problems(self) -> list[str]:
         """What is wrong inside the docstore itself: SQLite's own check, articles without chunks,
@@ -204,8 +292,9 @@ class Docstore:
             "SELECT id FROM chunks WHERE article_id=? ORDER BY n", (article_id,))]
 
     def all_vectors(self) -> tuple[np.ndarray, np.ndarray]:
-        """(rowids, vectors) of every chunk, for rebuilding FAISS."""
-        rows = self._db().execute("SELECT rowid, vector FROM chunks ORDER BY rowid").fetchall()
+        """(rowids, vectors) of every sentence that has one, for rebuilding FAISS."""
+        rows = self._db().execute(
+            "SELECT rowid, vector FROM sentences WHERE vector IS NOT NULL ORDER BY rowid").fetchall()
         if not rows:
             return np.zeros(0, dtype=np.int64), np.zeros((0, 0), dtype=np.float32)
         ids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
@@ -213,11 +302,13 @@ class Docstore:
         return ids, vectors
 
     def vectors_for(self, rowids: np.ndarray) -> np.ndarray:
+        """Sentence vectors by rowid, in the order asked (rowids without one are skipped)."""
         out = []
         db = self._db()
         for batch in _batches([int(i) for i in rowids], 500):
             marks = ",".join("?" * len(batch))
-            found = dict(db.execute(f"SELECT rowid, vector FROM chunks WHERE rowid IN ({marks})", batch))
+            found = dict(db.execute(
+                f"SELECT rowid, vector FROM sentences WHERE rowid IN ({marks}) AND vector IS NOT NULL", batch))
             out.extend(np.frombuffer(found[i], dtype=np.float32) for i in batch if i in found)
         return np.vstack(out) if out else np.zeros((0, 0), dtype=np.float32)
 
@@ -234,6 +325,12 @@ class Docstore:
         """Chunk rowids whose article passes the filters."""
         where, params = _filter_sql(filters)
         sql = "SELECT c.rowid FROM chunks c JOIN articles a ON a.id = c.article_id" + where
+        return np.array([r[0] for r in self._db().execute(sql, params)], dtype=np.int64)
+
+    def sentence_rowids_matching(self, filters: Filters) -> np.ndarray:
+        """Sentence rowids whose article passes the filters."""
+        where, params = _filter_sql(filters)
+        sql = "SELECT s.rowid FROM sentences s JOIN articles a ON a.id = s.article_id" + where
         return np.array([r[0] for r in self._db().execute(sql, params)], dtype=np.int64)
 
     def chunk_vectors_matching(self, filters: Filters) -> tuple[np.ndarray, list[str], np.ndarray]:
@@ -302,12 +399,14 @@ class Docstore:
         }
 
     # -- writes --------------------------------------------------------------------------------
-    def put(self, items: Iterable[tuple[Article, Sequence[Chunk], Sequence[str], np.ndarray]]) -> int:
-        """Insert or replace articles with their chunks (text hashes and vectors aligned with them)
-        in one transaction. A replaced article loses all its old chunks: none stays retrievable."""
+    def put(self, items: Iterable[Embedded]) -> int:
+        """Insert or replace articles with their chunks and sentences (text hashes and vectors
+        aligned with them) in one transaction. A replaced article loses all its old chunks and
+        sentences: none stays retrievable."""
         now = datetime.now(UTC).isoformat()
         with self._transaction() as db:
-            for article, chunks, text_hashes, vectors in items:
+            for item in items:
+                article, chunks, text_hashes, vectors = item.article, item.chunks, item.chunk_hashes, item.chunk_vectors
                 db.execute("DELETE FROM articles WHERE id=?", (article.id,))  # cascades
                 db.execute(
                     "INSERT INTO articles VALUES (?,?,?,?,?,?,?,?,?,?)",
@@ -324,8 +423,14 @@ class Docstore:
                         for c, h, v in zip(chunks, text_hashes, vectors, strict=True)
                     ],
                 )
-                spans = sorted({(s.start, s.end) for c in chunks for s in c.sentences})
-                db.executemany("INSERT INTO sentences VALUES (?,?,?)", [(article.id, s, e) for s, e in spans])
+                db.executemany(
+                    "INSERT INTO sentences (article_id, start, end, text_hash, vector) VALUES (?,?,?,?,?)",
+                    [
+                        (article.id, span.start, span.end, h, np.ascontiguousarray(v, dtype=np.float32).tobytes())
+                        for span, h, v in zip(item.sentences, item.sentence_hashes, item.sentence_vectors,
+                                              strict=True)
+                    ],
+                )
             return self._bump(db)
 
     def delete(self, article_id: str) -> int:
