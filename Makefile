@@ -14,7 +14,8 @@ $(VENV)/.installed: pyproject.toml
 	# torch 2.13.0 is the CPU wheel pip finds locally; installing it first keeps CUDA packages out.
 	$(BIN)/pip install --quiet torch==2.13.0
 	# [llm]: llama-cpp-python builds llama.cpp from source (~4 min); the tests run it for real.
-	$(BIN)/pip install --quiet -e '.[test,llm]'
+	# [qdrant]: qdrant-client, whose embedded mode the tests use.
+	$(BIN)/pip install --quiet -e '.[test,llm,qdrant]'
 	touch $@
 
 run: install

@@ -47,7 +47,8 @@ class Retriever:
         allowed = None if filters.empty else self.store.docstore.rowids_matching(filters)
         if allowed is not None and len(allowed) == 0:
             return []
-        dense = indexes.vectors.search(self.embedder.embed([query])[0], self.candidates, allowed)
+        dense = indexes.vectors.search(self.embedder.embed([query])[0], self.candidates, allowed,
+                                       None if filters.empty else filters)
         keyword = indexes.keywords.search(query, self.candidates, allowed)
         fused = convex_fusion(dense, keyword, self.dense_weight)
         cosine, bm25 = dict(dense), dict(keyword)
