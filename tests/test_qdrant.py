@@ -5,6 +5,7 @@ reference."""
 from __future__ import annotations
 
 import dataclasses
+import fcntl
 import shutil
 import subprocess
 from datetime import UTC, date, datetime
@@ -212,6 +213,33 @@ def test_a_collection_behind_or_ahead_is_caught_up_from_the_docstore(dated_dir, 
         assert svc.store.check().ok
     finally:
         svc.close()
+
+
+def test_a_process_without_the_writer_lock_never_writes_the_collection(dated_dir, tmp_path, embedder):
+    """While another process writes (it holds writer.lock), the collection is searched as it
+    stands; once the lock is free the next search brings it up to the docstore."""
+    shutil.copytree(dated_dir, tmp_path / "index")
+    settings = _qdrant_settings(tmp_path / "index", tmp_path / "qdrant")
+    build_service(settings, embedder).close()
+    faiss = build_service(Settings(index_dir=tmp_path / "index"), embedder)
+    faiss.ingest([Article(id="late-1", title="Quellan elects a mayor", category="politics",
+                          text="Voters in Quellan elected Mara Vintner as mayor on Sunday by 300 votes.")])
+    late = {int(faiss.store.docstore.rowids()[-1])}  # its one chunk: rowids only grow
+    generation = faiss.store.docstore.generation()
+    faiss.close()
+    with open(tmp_path / "index" / "writer.lock", "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        svc = build_service(settings, embedder)
+        try:
+            vectors = svc.store.indexes().vectors
+            assert vectors.recorded_generation() == generation - 1 and svc.store.indexes().generation == -1
+            assert not late & {i for i, _ in _dense(svc, "Who was elected mayor of Quellan?", 5)}
+            fcntl.flock(handle, fcntl.LOCK_UN)
+            assert late <= {i for i, _ in _dense(svc, "Who was elected mayor of Quellan?", 5)}
+            assert vectors.recorded_generation() == generation == svc.store.indexes().generation
+            assert svc.store.check().ok
+        finally:
+            svc.close()
 
 
 def test_a_collection_of_another_model_dimension_or_index_is_refused(dated_dir, tmp_path, embedder):

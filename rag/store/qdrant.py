@@ -23,6 +23,8 @@ from __future__ import annotations
 
 import logging
 import re
+import threading
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from datetime import UTC, datetime, time, timedelta
 from pathlib import Path
@@ -94,6 +96,10 @@ class QdrantVectors:
         self._known: np.ndarray | None = None
         self._known_generation: int | None = None
         self.last_sync: tuple[int, int] = (0, 0)  # (points removed, points added) by the last sync
+        self._seen = False  # the collection existed at some point: searches stop asking
+        # The embedded client is not made for threads (a search beside an upsert could see its
+        # arrays half-grown): one call at a time. A server client is thread-safe.
+        self._guard: AbstractContextManager = threading.Lock() if target.path is not None else nullcontext()
 
     @classmethod
     def connect(cls, target: QdrantTarget, model: str, dimension: int) -> QdrantVectors:
@@ -129,7 +135,8 @@ class QdrantVectors:
     def __len__(self) -> int:
         if not self._exists():
             return 0
-        return int(self._client.count(self.name, exact=True).count)
+        with self._guard:
+            return int(self._client.count(self.name, exact=True).count)
 
     def ids(self) -> np.ndarray:
         """Every point id in the collection, sorted (a scroll over all of them)."""
@@ -138,8 +145,9 @@ class QdrantVectors:
         out: list[int] = []
         offset = None
         while True:
-            points, offset = self._client.scroll(self.name, limit=SCROLL_PAGE, offset=offset,
-                                                 with_payload=False, with_vectors=False)
+            with self._guard:
+                points, offset = self._client.scroll(self.name, limit=SCROLL_PAGE, offset=offset,
+                                                     with_payload=False, with_vectors=False)
             out.extend(int(p.id) for p in points)
             if offset is None:
                 return np.sort(np.array(out, dtype=np.int64))
@@ -150,7 +158,7 @@ class QdrantVectors:
         `allowed` is sent as an id list. Either way `allowed` (the docstore's matching ids) tells
         whether enough hits came back: if not, the search is repeated exactly (an HNSW walk
         under a narrow filter can stop short)."""
-        if k <= 0 or (allowed is not None and len(allowed) == 0) or not self._exists():
+        if k <= 0 or (allowed is not None and len(allowed) == 0) or not (self._seen or self._exists()):
             return []
         condition = _payload_filter(filters) if filters is not None and not filters.empty else None
         if condition is None and allowed is not None:
@@ -167,7 +175,8 @@ class QdrantVectors:
         """The docstore generation the collection says it holds (None: no collection yet)."""
         if not self._exists():
             return None
-        metadata = self._client.get_collection(self.name).config.metadata or {}
+        with self._guard:
+            metadata = self._client.get_collection(self.name).config.metadata or {}
         return int(metadata.get("generation", SYNCING))
 
     def sync(self, generation: int, rowids: np.ndarray, docstore: Docstore) -> str | None:
@@ -206,23 +215,24 @@ class QdrantVectors:
         return None
 
     def close(self) -> None:
-        self._client.close()
+        with self._guard:
+            self._client.close()
 
     # -- internals -------------------------------------------------------------------------------
     def _exists(self) -> bool:
-        return bool(self._client.collection_exists(self.name))
+        with self._guard:
+            self._seen = bool(self._client.collection_exists(self.name))
+        return self._seen
 
     def _check_collection(self) -> None:
+        from qdrant_client.http.exceptions import ResponseHandlingException, UnexpectedResponse
+
         try:
             if not self._exists():
                 return
             config = self._client.get_collection(self.name).config
-        except (OSError, ConnectionError) as error:
+        except (ResponseHandlingException, UnexpectedResponse, OSError) as error:
             raise IndexNotReady(f"{self.target.describe()} did not answer: {error}") from error
-        except Exception as error:  # qdrant-client wraps transport errors in its own types
-            if type(error).__name__ in ("ResponseHandlingException", "UnexpectedResponse"):
-                raise IndexNotReady(f"{self.target.describe()} did not answer: {error}") from error
-            raise
         params = config.params.vectors
         size = getattr(params, "size", None)  # named vectors (a dict) are not ours
         distance = getattr(getattr(params, "distance", None), "value", None)
@@ -241,8 +251,9 @@ class QdrantVectors:
         if not len(common):
             return
         sample = common[np.linspace(0, len(common) - 1, min(SAMPLE, len(common))).astype(int)]
-        stored = {int(p.id): np.asarray(p.vector, dtype=np.float32)
-                  for p in self._client.retrieve(self.name, [int(i) for i in sample], with_vectors=True)}
+        with self._guard:
+            points = self._client.retrieve(self.name, [int(i) for i in sample], with_vectors=True)
+        stored = {int(p.id): np.asarray(p.vector, dtype=np.float32) for p in points}
         truth = docstore.vectors_for(sample)
         for rowid, vector in zip(sample.tolist(), truth, strict=True):
             if rowid in stored and float(stored[rowid] @ vector) < 0.999:
@@ -255,11 +266,12 @@ class QdrantVectors:
     def _create(self) -> None:
         from qdrant_client import models
 
-        self._client.create_collection(
-            self.name,
-            vectors_config=models.VectorParams(size=self._dimension, distance=models.Distance.COSINE),
-            metadata={"embedding_model": self.model, "dimension": self._dimension, "generation": SYNCING},
-        )
+        with self._guard:
+            self._client.create_collection(
+                self.name,
+                vectors_config=models.VectorParams(size=self._dimension, distance=models.Distance.COSINE),
+                metadata={"embedding_model": self.model, "dimension": self._dimension, "generation": SYNCING},
+            )
         if self.target.path is None:  # embedded mode scans everything and has no payload indexes
             for field, schema in (("article_id", models.PayloadSchemaType.KEYWORD),
                                   ("category", models.PayloadSchemaType.KEYWORD),
@@ -268,14 +280,16 @@ class QdrantVectors:
                 self._client.create_payload_index(self.name, field, field_schema=schema, wait=True)
 
     def _record(self, generation: int) -> None:
-        self._client.update_collection(self.name, metadata={"generation": generation})
+        with self._guard:
+            self._client.update_collection(self.name, metadata={"generation": generation})
 
     def _delete(self, rowids: np.ndarray) -> None:
         from qdrant_client import models
 
         for start in range(0, len(rowids), SCROLL_PAGE):
             batch = [int(i) for i in rowids[start:start + SCROLL_PAGE]]
-            self._client.delete(self.name, points_selector=models.PointIdsList(points=batch), wait=True)
+            with self._guard:
+                self._client.delete(self.name, points_selector=models.PointIdsList(points=batch), wait=True)
 
     def _upsert(self, rowids: np.ndarray, docstore: Docstore) -> None:
         """Vectors and metadata from the docstore, in batches; `wait=True` so that a write the
@@ -289,22 +303,21 @@ class QdrantVectors:
             if not present:
                 continue
             vectors = docstore.vectors_for(np.array(present, dtype=np.int64))
-            self._client.upsert(
-                self.name,
-                points=models.Batch(ids=present, vectors=vectors.tolist(),
-                                    payloads=[_payload(passages[i]) for i in present]),
-                wait=True,
-            )
+            batch_points = models.Batch(ids=present, vectors=vectors.tolist(),
+                                        payloads=[_payload(passages[i]) for i in present])
+            with self._guard:
+                self._client.upsert(self.name, points=batch_points, wait=True)
 
     def _query(self, query: np.ndarray, k: int, condition: models.Filter | None,
                exact: bool) -> list[tuple[int, float]]:
         from qdrant_client import models
 
-        response = self._client.query_points(
-            self.name, query=np.asarray(query, dtype=np.float32).ravel().tolist(), limit=k,
-            query_filter=condition, with_payload=False, with_vectors=False,
-            search_params=models.SearchParams(exact=True) if exact else None,
-        )
+        with self._guard:
+            response = self._client.query_points(
+                self.name, query=np.asarray(query, dtype=np.float32).ravel().tolist(), limit=k,
+                query_filter=condition, with_payload=False, with_vectors=False,
+                search_params=models.SearchParams(exact=True) if exact else None,
+            )
         return [(int(p.id), float(p.score)) for p in response.points]
 
 
