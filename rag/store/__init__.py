@@ -208,7 +208,9 @@ class Store:
             if persisted is not None and persisted.generation > base.generation:
                 base = persisted
             indexes = self._synced(base, write_vectors=persist)
-            if persist:
+            unchanged = persisted is not None and indexes.keywords is persisted.keywords \
+                and indexes.generation == persisted.generation
+            if persist and not unchanged:  # rewriting the current files would trip a reader loading them
                 self._persist(indexes)
             return indexes
         generation = self.docstore.generation()
