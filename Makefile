@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
-.PHONY: install run test bench bench-load bench-crash bench-faiss lint
+.PHONY: install run test bench bench-load bench-crash bench-faiss bench-qdrant lint
 
 install: $(VENV)/.installed
 
@@ -14,7 +14,8 @@ $(VENV)/.installed: pyproject.toml
 	# torch 2.13.0 is the CPU wheel pip finds locally; installing it first keeps CUDA packages out.
 	$(BIN)/pip install --quiet torch==2.13.0
 	# [llm]: llama-cpp-python builds llama.cpp from source (~4 min); the tests run it for real.
-	$(BIN)/pip install --quiet -e '.[test,llm]'
+	# [qdrant]: qdrant-client, whose embedded mode the tests use.
+	$(BIN)/pip install --quiet -e '.[test,llm,qdrant]'
 	touch $@
 
 run: install
@@ -37,6 +38,11 @@ bench-crash: install
 N ?= 1000000
 bench-faiss: install
 	$(BIN)/python bench/faiss_scale.py --n $(N)
+
+# Qdrant beside flat FAISS (embedded mode unless URL=http://host:6333 names a server).
+QDRANT_N ?= 10000
+bench-qdrant: install
+	$(BIN)/python bench/qdrant_scale.py --n $(QDRANT_N) $(if $(URL),--url $(URL))
 
 lint: install
 	$(BIN)/ruff check rag tests bench

@@ -259,21 +259,23 @@ def _is_loopback(host: str) -> bool:
 @click.pass_context
 def check(ctx: click.Context) -> None:
     """Verify that the docstore, FAISS and BM25 hold the same chunks; exit 1 if they do not."""
-    from rag.store import Store
+    from rag.store import QdrantTarget, Store
 
     settings = _settings(ctx)
     if not (settings.index_dir / "docstore.sqlite").exists():
         raise click.ClickException(f"no index at {settings.index_dir}")
     try:
         # No model needed: the dimension is the one the docstore was built with.
-        store = Store.open_existing(settings.index_dir, settings.embedding_model, settings.faiss_index)
+        store = Store.open_existing(settings.index_dir, settings.embedding_model, settings.faiss_index,
+                                    QdrantTarget.from_settings(settings))
     except RagError as error:
         raise click.ClickException(str(error)) from error
     try:
         result = store.check()
         if store.load_problem:
             click.echo(f"note: {store.load_problem}")
-        click.echo(f"articles {result.articles}, chunks {result.chunks}, FAISS vectors {result.vectors}, "
+        click.echo(f"articles {result.articles}, chunks {result.chunks}, "
+                   f"{'Qdrant' if settings.vector_store == 'qdrant' else 'FAISS'} vectors {result.vectors}, "
                    f"BM25 documents {result.keyword_docs}")
     finally:
         store.close()

@@ -37,6 +37,16 @@ class Settings(BaseSettings):
     faiss_index: Literal["flat", "hnsw", "ivfpq"] = Field(
         "flat", description="The dense index: exact 'flat', graph 'hnsw' (fast search, deletes rebuild it), or "
                             "compressed 'ivfpq' (~1/20 of the memory, flat until 10,000 chunks to train on)")
+    # Past one machine (issue 8): Qdrant instead of FAISS; the docstore stays the truth.
+    vector_store: Literal["faiss", "qdrant"] = Field(
+        "faiss", description="Where dense vectors are searched: in-process FAISS, or Qdrant (RAG_QDRANT_URL or "
+                             "RAG_QDRANT_PATH), kept in step with the docstore")
+    qdrant_url: str | None = Field(None, description="Qdrant server or cluster, e.g. http://qdrant:6333")
+    qdrant_path: Path | None = Field(
+        None, description="Folder of qdrant-client's embedded local mode (one process at a time)")
+    qdrant_collection: str | None = Field(
+        None, description="Collection name (default: rag_<index folder name>); one per index")
+    qdrant_api_key: SecretStr | None = Field(None, description="API key of the Qdrant server (RAG_QDRANT_URL)")
     candidates: int = Field(100, ge=1, le=1000, description="Hits each retriever contributes to fusion")
     dense_weight: float = Field(
         0.7, ge=0.0, le=1.0,

@@ -50,7 +50,8 @@ class Retriever:
             if len(allowed_chunks) == 0:
                 return []
             allowed_sentences = self.store.docstore.sentence_rowids_matching(filters)
-        dense = indexes.dense(self.embedder.embed([query])[0], self.candidates, allowed_sentences)
+        dense = indexes.dense(self.embedder.embed([query])[0], self.candidates, allowed_sentences,
+                              None if filters.empty else filters)
         keyword = indexes.keywords.search(query, self.candidates, allowed_chunks)
         fused = convex_fusion(dense, keyword, self.dense_weight)
         cosine, bm25 = dict(dense), dict(keyword)

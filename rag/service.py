@@ -20,7 +20,7 @@ from rag.errors import InvalidInput
 from rag.indexer import Indexer
 from rag.llm import build_backend
 from rag.retrieval import Retriever
-from rag.store import Store, WriterBusy
+from rag.store import QdrantTarget, Store, WriterBusy
 from rag.types import NO_FILTERS, Answer, Article, Filters, IngestFailure, IngestReport, Passage
 
 if TYPE_CHECKING:
@@ -114,7 +114,8 @@ def build_service(settings: Settings, embedder: Embedder | None = None) -> Servi
         settings.embedding_model, settings.embedding_path, settings.embed_batch_size
     )
     backend = build_backend(settings)  # before the store opens: a bad setting leaves nothing open
-    store = Store(settings.index_dir, embedder.name, embedder.dimension, settings.faiss_index)
+    store = Store(settings.index_dir, embedder.name, embedder.dimension, settings.faiss_index,
+                  QdrantTarget.from_settings(settings))
     chunker = Chunker(budget=settings.chunk_tokens, overlap=settings.chunk_overlap_tokens)
     # Question-time code reads the sentence vectors ingest stored; only the question is embedded.
     stored = CachedEmbedder(embedder, store.docstore.cached_vectors)

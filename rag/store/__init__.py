@@ -1,11 +1,14 @@
 """The store: SQLite docstore (truth) plus FAISS and BM25 (derived), persisted under one folder.
+With a Qdrant target the dense vectors live in a Qdrant collection instead (rag.store.qdrant),
+brought up to the docstore by the writer like the FAISS snapshots; BM25 stays here.
 
 Layout of `index_dir`:
     docstore.sqlite          articles, chunks, sentences (with vectors); `generation` bumps per write
     derived/gen-<G>/         vectors.faiss (sentence vectors), bm25/ (chunks) — the derived indexes
                              for docstore generation G
-    manifest.json            which derived folder is current, its generation, model, dimension and
-                             the sha256 of every file; replaced atomically (write, fsync, rename)
+    manifest.json            which derived folder is current, its generation, model, dimension,
+                             vector store and the sha256 of every file; replaced atomically
+                             (write, fsync, rename)
     writer.lock              flock held by the one writer (a thread of `rag serve` or `rag ingest`)
 
 Readers use immutable `Indexes` snapshots; a writer builds the next snapshot beside the current one
@@ -33,9 +36,11 @@ import numpy as np
 from rag.errors import RagError
 from rag.store.docstore import Docstore
 from rag.store.keywords import KeywordIndex
-from rag.store.vectors import IndexKind, VectorIndex
+from rag.store.qdrant import QdrantTarget, QdrantVectors
+from rag.store.vectors import DenseIndex, IndexKind, VectorIndex
+from rag.types import Filters
 
-__all__ = ["Docstore", "Indexes", "Store", "StoreCheck", "WriterBusy"]
+__all__ = ["Docstore", "Indexes", "QdrantTarget", "Store", "StoreCheck", "WriterBusy"]
 
 log = logging.getLogger(__name__)
 
@@ -55,15 +60,16 @@ class Indexes:
     FAISS over sentence vectors, BM25 over chunks, and which chunks hold each sentence."""
 
     generation: int
-    vectors: VectorIndex
+    vectors: DenseIndex  # a FAISS snapshot, or the Qdrant collection (changed in place by the writer)
     keywords: KeywordIndex
     sentence_chunks: dict[int, tuple[int, ...]]
 
-    def dense(self, query: np.ndarray, k: int, allowed_sentences: np.ndarray | None = None
-              ) -> list[tuple[int, float]]:
-        """Top-k (chunk rowid, cosine) where a chunk's cosine is its best sentence's."""
+    def dense(self, query: np.ndarray, k: int, allowed_sentences: np.ndarray | None = None,
+              filters: Filters | None = None) -> list[tuple[int, float]]:
+        """Top-k (chunk rowid, cosine) where a chunk's cosine is its best sentence's. `filters`
+        are the ones `allowed_sentences` came from (Qdrant applies them to its payload)."""
         best: dict[int, float] = {}
-        for sentence, score in self.vectors.search(query, k * SENTENCE_HITS_PER_CHUNK, allowed_sentences):
+        for sentence, score in self.vectors.search(query, k * SENTENCE_HITS_PER_CHUNK, allowed_sentences, filters):
             for chunk in self.sentence_chunks.get(sentence, ()):
                 best.setdefault(chunk, score)  # hits come best first
         return list(best.items())[:k]
@@ -85,7 +91,8 @@ class StoreCheck:
 class Store:
     MANIFEST = "manifest.json"
 
-    def __init__(self, index_dir: Path, model: str, dimension: int, vector_index: IndexKind = "flat") -> None:
+    def __init__(self, index_dir: Path, model: str, dimension: int, vector_index: IndexKind = "flat",
+                 qdrant: QdrantTarget | None = None) -> None:
         self.index_dir = index_dir
         self.model = model
         self.dimension = dimension
@@ -96,10 +103,23 @@ class Store:
         self._thread_lock = threading.Lock()
         self._refresh_lock = threading.Lock()
         self.load_problem: str | None = None  # why the persisted indexes were not used, for /health
-        self._indexes = self._open()
+        # With Qdrant, one client for the life of the store (embedded mode locks its folder).
+        self._qdrant: QdrantVectors | None = None
+        try:
+            if qdrant is not None:
+                self._qdrant = QdrantVectors.connect(qdrant, model, dimension)
+            self._indexes = self._open()
+        except BaseException:
+            self.close()
+            raise
+
+    @property
+    def vector_store(self) -> str:
+        return "faiss" if self._qdrant is None else "qdrant"
 
     @classmethod
-    def open_existing(cls, index_dir: Path, model: str, vector_index: IndexKind = "flat") -> Store:
+    def open_existing(cls, index_dir: Path, model: str, vector_index: IndexKind = "flat",
+                      qdrant: QdrantTarget | None = None) -> Store:
         """Open an index with the dimension its docstore was built with (no embedding model is
         loaded); the model name must still match. For `rag check` and other maintenance."""
         docstore = Docstore(index_dir / "docstore.sqlite")
@@ -108,8 +128,8 @@ class Store:
         finally:
             docstore.close()
         if bound is None:
-            return cls(index_dir, model, 0, vector_index)
-        return cls(index_dir, model, bound[1], vector_index)
+            return cls(index_dir, model, 0, vector_index, qdrant)
+        return cls(index_dir, model, bound[1], vector_index, qdrant)
 
     # -- reading -------------------------------------------------------------------------------
     def indexes(self) -> Indexes:
@@ -163,12 +183,13 @@ class Store:
             return self._indexes
 
     def check(self) -> StoreCheck:
-        """Compare the docstore with the current FAISS and BM25 snapshots, id by id."""
+        """Compare the docstore with the current FAISS (or Qdrant) and BM25 indexes, id by id."""
         indexes = self.indexes()
         articles, chunks = self.docstore.counts()
         problems = []
+        dense = "FAISS" if self._qdrant is None else "Qdrant"
         for name, ids, truth, noun in (
-            ("FAISS", indexes.vectors.ids(), set(self.docstore.sentence_rowids().tolist()), "sentences"),
+            (dense, indexes.vectors.ids(), set(self.docstore.sentence_rowids().tolist()), "sentences"),
             ("BM25", indexes.keywords.rowids, set(self.docstore.rowids().tolist()), "chunks"),
         ):
             have = set(ids.tolist())
@@ -185,8 +206,8 @@ class Store:
 
     # -- internals -----------------------------------------------------------------------------
     def _open(self) -> Indexes:
-        empty = Indexes(-1, VectorIndex.empty(self.dimension, self.vector_index), KeywordIndex.build(np.zeros(0), []),
-                        {})
+        vectors = self._qdrant if self._qdrant is not None else VectorIndex.empty(self.dimension, self.vector_index)
+        empty = Indexes(-1, vectors, KeywordIndex.build(np.zeros(0), []), {})
         try:
             with self.writer(timeout=0):
                 return self._caught_up(empty, persist=True)
@@ -202,6 +223,17 @@ class Store:
             self.load_problem = f"persisted index not used ({error}); rebuilt from the docstore"
             log.warning(self.load_problem)
             persisted = None
+        if self._qdrant is not None:
+            # The collection is synced in place, by id difference (or left to the writer when we
+            # are not it); only the persisted BM25 can spare work, if it is for these chunks.
+            if persisted is not None and persisted.generation > base.generation:
+                base = persisted
+            indexes = self._synced(base, write_vectors=persist)
+            unchanged = persisted is not None and indexes.keywords is persisted.keywords \
+                and indexes.generation == persisted.generation
+            if persist and not unchanged:  # rewriting the current files would trip a reader loading them
+                self._persist(indexes)
+            return indexes
         generation = self.docstore.generation()
         if persisted is not None and persisted.generation == generation:
             mismatch = _id_mismatch(persisted, self.docstore.sentence_rowids(), self.docstore.rowids())
@@ -232,29 +264,45 @@ class Store:
         manifest = json.loads(manifest_path.read_text())
         if manifest["embedding_model"] != self.model or manifest["dimension"] != self.dimension:
             raise ValueError(f"manifest is for {manifest['embedding_model']} ({manifest['dimension']} dims)")
+        if self._qdrant is None and manifest.get("vector_store", "faiss") != "faiss":
+            raise ValueError(f"its vectors are in {manifest['vector_store']} collection {manifest.get('collection')!r}")
         folder = self.index_dir / manifest["folder"]
         for name, digest in manifest["files"].items():
             if _sha256(folder / name) != digest:
                 raise ValueError(f"{folder / name} does not match its checksum (corrupt or truncated)")
         return Indexes(
             generation=int(manifest["generation"]),
-            vectors=VectorIndex.load(folder / "vectors.faiss", self.dimension, self.vector_index),
+            vectors=self._qdrant if self._qdrant is not None
+            else VectorIndex.load(folder / "vectors.faiss", self.dimension, self.vector_index),
             keywords=KeywordIndex.load(folder / "bm25"),
             sentence_chunks=self.docstore.sentence_chunks(),
         )
 
-    def _synced(self, base: Indexes) -> Indexes:
+    def _synced(self, base: Indexes, write_vectors: bool = True) -> Indexes:
         """`base` brought up to the docstore: sentence vectors by difference of ids (no
         re-embedding, the vectors are in the docstore), BM25 rebuilt. The generation is read first,
-        so the content is at least that new and a later change is caught by the next check."""
+        so the content is at least that new and a later change is caught by the next check. A
+        Qdrant collection is written only with `write_vectors` (by the writer); otherwise it is
+        searched as it stands, and a snapshot over a collection behind the docstore says generation
+        -1, so the next `indexes()` catches it up once the writer lock is free."""
         generation = self.docstore.generation()
         rowids, texts = self.docstore.rowids_and_texts()
         sentences = self.docstore.sentence_rowids()
-        have = base.vectors.ids()
-        remove = np.setdiff1d(have, sentences, assume_unique=True)
-        add = np.setdiff1d(sentences, have, assume_unique=True)
-        vectors = base.vectors.synced(remove, add, self.docstore.vectors_for(add)) if len(remove) or len(add) \
-            else base.vectors
+        vectors: DenseIndex
+        if self._qdrant is not None:
+            vectors = self._qdrant
+            if write_vectors:
+                if problem := self._qdrant.sync(generation, sentences, self.docstore):
+                    self.load_problem = problem
+                    log.warning(problem)
+            elif self._qdrant.recorded_generation() != generation:
+                generation = -1
+        else:
+            have = base.vectors.ids()
+            remove = np.setdiff1d(have, sentences, assume_unique=True)
+            add = np.setdiff1d(sentences, have, assume_unique=True)
+            vectors = base.vectors.synced(remove, add, self.docstore.vectors_for(add)) \
+                if len(remove) or len(add) else base.vectors
         keywords = base.keywords if np.array_equal(base.keywords.rowids, rowids) else KeywordIndex.build(rowids, texts)
         return Indexes(generation, vectors, keywords, self.docstore.sentence_chunks())
 
@@ -265,7 +313,8 @@ class Store:
         if folder.exists():
             shutil.rmtree(folder)
         folder.mkdir(parents=True)
-        indexes.vectors.save(folder / "vectors.faiss")
+        if isinstance(indexes.vectors, VectorIndex):  # a Qdrant collection persists itself
+            indexes.vectors.save(folder / "vectors.faiss")
         indexes.keywords.save(folder / "bm25")
         files = {str(p.relative_to(folder)): _sha256(p) for p in sorted(folder.rglob("*")) if p.is_file()}
         for path in files:
@@ -274,6 +323,8 @@ class Store:
             "generation": indexes.generation,
             "embedding_model": self.model,
             "dimension": self.dimension,
+            "vector_store": self.vector_store,
+            "collection": self._qdrant.name if self._qdrant is not None else None,
             "sentences": len(indexes.vectors),
             "chunks": len(indexes.keywords),
             "folder": name,
@@ -285,6 +336,8 @@ class Store:
             shutil.rmtree(old, ignore_errors=True)
 
     def close(self) -> None:
+        if self._qdrant is not None:
+            self._qdrant.close()
         self.docstore.close()
 
 

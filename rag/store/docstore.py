@@ -258,6 +258,21 @@ class Docstore:
         return np.fromiter((r[0] for r in self._db().execute(
             "SELECT rowid FROM sentences WHERE vector IS NOT NULL ORDER BY rowid")), dtype=np.int64)
 
+    def sentence_metadata(self, rowids: Sequence[int]) -> dict[int, dict[str, str | None]]:
+        """Sentence rowid → its article's id and the fields filters read (a Qdrant payload);
+        rowids no longer present are absent."""
+        out: dict[int, dict[str, str | None]] = {}
+        db = self._db()
+        for batch in _batches([int(i) for i in rowids], 500):
+            marks = ",".join("?" * len(batch))
+            for rowid, article_id, category, source, published_at in db.execute(
+                "SELECT s.rowid, a.id, a.category, a.source, a.published_at FROM sentences s "
+                f"JOIN articles a ON a.id = s.article_id WHERE s.rowid IN ({marks})", batch,
+            ):
+                out[rowid] = {"article_id": article_id, "category": category, "source": source,
+                              "published_at": published_at}
+        return out
+
     def sentence_chunks(self) -> dict[int, tuple[int, ...]]:
         """Sentence rowid → rowids of the chunks holding it (two where chunks overlap)."""
         out: dict[int, tuple[int, ...]] = {}

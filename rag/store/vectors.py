@@ -20,10 +20,12 @@ from __future__ import annotations
 import logging
 import math
 from pathlib import Path
-from typing import Literal
+from typing import Literal, Protocol
 
 import faiss
 import numpy as np
+
+from rag.types import Filters
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +47,25 @@ def _ivfpq_shape(n: int, dimension: int) -> tuple[int, int, int]:
     m = next(m for m in range(max(1, dimension // 8), 0, -1) if dimension % m == 0)
     nprobe = int(min(nlist, max(8, nlist // 16)))
     return nlist, m, nprobe
+
+
+class DenseIndex(Protocol):
+    """What the retriever and the store's checks use of a dense index: `VectorIndex` (FAISS, a
+    snapshot) or `rag.store.qdrant.QdrantVectors` (a collection, kept in step by the writer)."""
+
+    @property
+    def dimension(self) -> int: ...
+
+    def __len__(self) -> int: ...
+
+    def ids(self) -> np.ndarray: ...
+
+    def search(self, query: np.ndarray, k: int, allowed: np.ndarray | None = None,
+               filters: Filters | None = None) -> list[tuple[int, float]]:
+        """Top-k (id, cosine) for a normalised query, among the `allowed` ids if given; `filters`
+        are the metadata filters those ids were selected by, for an index that can apply them
+        itself."""
+        ...
 
 
 class VectorIndex:
@@ -146,8 +167,10 @@ class VectorIndex:
             index.add_with_ids(np.ascontiguousarray(add_vectors, dtype=np.float32), add_ids)
         return VectorIndex(index, self.requested)
 
-    def search(self, query: np.ndarray, k: int, allowed: np.ndarray | None = None) -> list[tuple[int, float]]:
-        """Top-k (id, cosine) for a normalised query; `allowed` restricts the ids searched."""
+    def search(self, query: np.ndarray, k: int, allowed: np.ndarray | None = None,
+               filters: Filters | None = None) -> list[tuple[int, float]]:
+        """Top-k (id, cosine) for a normalised query; `allowed` restricts the ids searched
+        (`filters` are not needed: FAISS selects by id)."""
         if len(self) == 0 or k <= 0 or (allowed is not None and len(allowed) == 0):
             return []
         query = np.asarray(query, dtype=np.float32).reshape(1, -1)
