@@ -198,11 +198,16 @@ def markdown(meta: dict, rows: list[dict], goals: list[dict]) -> str:
 
     drawn = f" ({meta['limit']} files drawn)" if meta["limit"] else ""
     lines = [(f"Corpus {meta['corpus']}{drawn}: {meta['files']} files; {meta['requests']} questions per "
-              f"measurement; {meta['cpus']} CPUs (shared: timings are noisy)."), "",
+              f"measurement; {meta['cpus']} CPUs, load average {meta['load_before']:.1f} before and "
+              f"{meta['load_after']:.1f} after (a shared machine: timings are noisy)."), "",
              "| metric | peer | ours | ours/peer |", "| --- | ---: | ---: | ---: |"]
     for row in rows:
         lines.append(f"| {row['metric']} | {cell(row['peer'], row['format'])} | {cell(row['ours'], row['format'])} "
                      f"| {cell(row['ratio'], '{:.2f}×')} |")
+    phases = meta.get("peer_phases")
+    if phases:
+        lines += ["", "Peer ingest, where the time went: "
+                  + ", ".join(f"{name} {seconds:.1f} s" for name, seconds in phases.items()) + "."]
     lines += ["", "† the peer recipe has no offline answerer: its column is retrieval over HTTP.",
               "Retrieval over HTTP: the peer's retriever behind a minimal FastAPI app; ours is /search.", "",
               "| target | value | limit | result |", "| --- | ---: | ---: | --- |"]
@@ -227,6 +232,7 @@ def main() -> None:
     if not args.corpus.is_dir():
         parser.error(f"corpus is not a folder: {args.corpus}")
     terminate_on_sigterm()
+    load_before = os.getloadavg()[1]  # 5-minute average: how busy the machine was with others
 
     with tempfile.TemporaryDirectory(prefix="rag-bench-") as name:
         tmp = Path(name)
@@ -247,7 +253,8 @@ def main() -> None:
             side["embedded_share"] = side["tokens_embedded"] / side["word_pieces"]
 
     meta = {"corpus": str(args.corpus), "limit": args.limit, "files": files, "requests": args.requests,
-            "cpus": os.cpu_count()}
+            "cpus": os.cpu_count(),
+            "load_before": load_before, "load_after": os.getloadavg()[1], "peer_phases": peer.get("phases_s")}
     rows, goals = table_rows(peer, ours), targets(peer, ours)
     if args.json:
         print(json.dumps({"meta": meta, "peer": peer, "ours": ours, "rows": rows, "targets": goals}, indent=2))
