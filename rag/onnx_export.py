@@ -20,6 +20,7 @@ import shutil
 import sys
 import tempfile
 import time
+import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -120,7 +121,11 @@ def _export_fp32(folder: ModelFolder, out: Path) -> None:
     # An example batch with padding, so the traced graph takes the masked path.
     example = (torch.tensor([[101, 7592, 2088, 102], [101, 7592, 102, 0]]),
                torch.tensor([[1, 1, 1, 1], [1, 1, 1, 0]]))
-    with torch.no_grad():
+    # The exporter's deprecation and tracer warnings are expected here: the legacy exporter is
+    # the one measured to agree (module docstring), and the traced Python branch in transformers'
+    # mask code (padding beyond the key length) never applies to an encoder; the check decides.
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
         torch.onnx.export(
             Pooled(bert), example, str(out), dynamo=False, opset_version=OPSET,
             input_names=["input_ids", "attention_mask"], output_names=["embedding"],

@@ -80,7 +80,7 @@ def test_every_bbc_chunk_agrees_with_torch(request, bbc_reference, precision, fl
     assert np.allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
     cosines = (vectors * expected).sum(axis=1)
     worst = int(cosines.argmin())
-    assert len(texts) > 150
+    assert len(texts) > 100  # 30 articles: ~107 chunks, plus the queries
     assert cosines.min() >= floor, (precision, float(cosines.min()), texts[worst][:80])
 
 
