@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
-.PHONY: install run test bench bench-load bench-crash bench-faiss lint
+.PHONY: install run test bench bench-load bench-crash bench-faiss bench-encoder lint
 
 install: $(VENV)/.installed
 
@@ -37,6 +37,11 @@ bench-crash: install
 N ?= 1000000
 bench-faiss: install
 	$(BIN)/python bench/faiss_scale.py --n $(N)
+
+# torch vs ONNX Runtime fp32/int8 on BBC chunks: word pieces/s and cosine to torch (ARTICLES=2225 for all).
+ARTICLES ?= 300
+bench-encoder: install
+	$(BIN)/python bench/encoder.py --articles $(ARTICLES)
 
 lint: install
 	$(BIN)/ruff check rag tests bench
