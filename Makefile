@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
-.PHONY: install run test bench bench-load bench-crash bench-faiss bench-qdrant lint
+.PHONY: install run test bench bench-load bench-crash bench-faiss bench-qdrant bench-encoder lint
 
 install: $(VENV)/.installed
 
@@ -50,6 +50,11 @@ bench-faiss: install
 QDRANT_N ?= 10000
 bench-qdrant: install
 	$(BIN)/python bench/qdrant_scale.py --n $(QDRANT_N) $(if $(URL),--url $(URL))
+
+# torch vs ONNX Runtime fp32/int8 on BBC chunks: word pieces/s and cosine to torch (ARTICLES=2225 for all).
+ARTICLES ?= 300
+bench-encoder: install
+	$(BIN)/python bench/encoder.py --articles $(ARTICLES)
 
 lint: install
 	$(BIN)/ruff check rag tests bench

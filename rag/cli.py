@@ -259,6 +259,7 @@ def _is_loopback(host: str) -> bool:
 @click.pass_context
 def check(ctx: click.Context) -> None:
     """Verify that the docstore, FAISS and BM25 hold the same chunks; exit 1 if they do not."""
+    from rag.embedding import embedder_name
     from rag.store import QdrantTarget, Store
 
     settings = _settings(ctx)
@@ -266,7 +267,7 @@ def check(ctx: click.Context) -> None:
         raise click.ClickException(f"no index at {settings.index_dir}")
     try:
         # No model needed: the dimension is the one the docstore was built with.
-        store = Store.open_existing(settings.index_dir, settings.embedding_model, settings.faiss_index,
+        store = Store.open_existing(settings.index_dir, embedder_name(settings), settings.faiss_index,
                                     QdrantTarget.from_settings(settings))
     except RagError as error:
         raise click.ClickException(str(error)) from error
@@ -312,12 +313,11 @@ def _squad_service(settings: Settings, squad_articles, distractors: Path | None,
     its embedder remembers what it embedded, for runs that see each sentence many times."""
     import tempfile
 
-    from rag.embedding import SentenceTransformerEmbedder
+    from rag.embedding import build_embedder
     from rag.eval.runner import distractor_items
     from rag.service import build_service
 
-    embedder = SentenceTransformerEmbedder(settings.embedding_model, settings.embedding_path,
-                                           settings.embed_batch_size)
+    embedder = build_embedder(settings)
     if caching:
         from rag.answer.training import CachingEmbedder
 
@@ -423,11 +423,10 @@ def answerer(ctx: click.Context, file: Path, out: Path | None, exclude_articles:
 def support(ctx: click.Context, file: Path, out: Path | None) -> None:
     """Calibrate the citation support check (embedding weight, threshold) on a SQuAD 2.0 file."""
     from rag.answer.calibration import CALIBRATION_FILE, calibrate
-    from rag.embedding import SentenceTransformerEmbedder
+    from rag.embedding import build_embedder
 
     settings = _settings(ctx)
-    embedder = SentenceTransformerEmbedder(settings.embedding_model, settings.embedding_path,
-                                           settings.embed_batch_size)
+    embedder = build_embedder(settings)
     result = calibrate(embedder, file)
     out = out or CALIBRATION_FILE
     out.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")

@@ -5,9 +5,12 @@ from __future__ import annotations
 import threading
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from rag.config import Settings
 
 
 class Embedder(Protocol):
@@ -18,6 +21,31 @@ class Embedder(Protocol):
     def embed(self, texts: Sequence[str]) -> np.ndarray:
         """(len(texts), dimension) float32, unit length."""
         ...
+
+    def count_tokens(self, text: str) -> int:
+        """Word pieces the model sees for `text` before truncation, [CLS] and [SEP] included."""
+        ...
+
+
+def build_embedder(settings: Settings) -> Embedder:
+    """The embedder the settings ask for, loaded once. The name recorded in an index says whose
+    vectors it holds: int8 weights give other vectors (cosine ~0.999 to torch), so their indexes
+    are kept apart; fp32 ONNX gives the torch vectors (cosine > 0.99999) and shares their name."""
+    if settings.encoder == "torch":
+        return SentenceTransformerEmbedder(embedder_name(settings), settings.embedding_path,
+                                           settings.embed_batch_size)
+    from rag.onnx_encoder import OnnxEmbedder
+
+    precision = "int8" if settings.encoder == "onnx-int8" else "fp32"
+    return OnnxEmbedder(embedder_name(settings), settings.embedding_path, precision, settings.encoder_cache,
+                        settings.embed_batch_size)
+
+
+def embedder_name(settings: Settings) -> str:
+    """The model name an index built with these settings records (no model is loaded)."""
+    if settings.encoder == "onnx-int8":
+        return f"{settings.embedding_model}+onnx-int8"
+    return settings.embedding_model
 
 
 def bundled_model_path() -> Path:

@@ -30,6 +30,9 @@ class CachedEmbedder:
         self._recent_max = recent
         self._lock = threading.Lock()
 
+    def count_tokens(self, text: str) -> int:
+        return self.inner.count_tokens(text)
+
     def embed(self, texts: Sequence[str]) -> np.ndarray:
         if not texts:
             return np.zeros((0, self.dimension), dtype=np.float32)

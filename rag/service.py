@@ -14,7 +14,7 @@ from rag.briefing import Briefer, Briefing, Progress
 from rag.chat import Chat, ChatReply, Turn
 from rag.chunking import Chunker
 from rag.config import Settings
-from rag.embedding import Embedder, SentenceTransformerEmbedder
+from rag.embedding import Embedder, build_embedder
 from rag.embedding_cache import CachedEmbedder
 from rag.errors import InvalidInput
 from rag.indexer import Indexer
@@ -110,9 +110,7 @@ class Service:
 
 def build_service(settings: Settings, embedder: Embedder | None = None) -> Service:
     """Load the model (unless one is passed in, e.g. shared by tests) and open the index."""
-    embedder = embedder or SentenceTransformerEmbedder(
-        settings.embedding_model, settings.embedding_path, settings.embed_batch_size
-    )
+    embedder = embedder or build_embedder(settings)
     backend = build_backend(settings)  # before the store opens: a bad setting leaves nothing open
     store = Store(settings.index_dir, embedder.name, embedder.dimension, settings.faiss_index,
                   QdrantTarget.from_settings(settings))

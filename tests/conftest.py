@@ -40,6 +40,20 @@ def embedder() -> SentenceTransformerEmbedder:
     return SentenceTransformerEmbedder(Settings().embedding_model)
 
 
+@pytest.fixture(scope="session", autouse=True)
+def onnx_export(embedder) -> None:
+    """The default encoder's ONNX export, made and checked against the torch model before any test
+    starts a `rag` process (which would otherwise export it itself, once per machine)."""
+    from rag.embedding import bundled_model_path
+    from rag.onnx_encoder import ModelFolder, checked_export, default_cache_dir
+
+    settings = Settings()
+    if settings.encoder != "torch":
+        checked_export(ModelFolder.read(settings.embedding_path or bundled_model_path()),
+                       "int8" if settings.encoder == "onnx-int8" else "fp32",
+                       settings.encoder_cache or default_cache_dir(), reference=embedder)
+
+
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
     return Settings(index_dir=tmp_path / "index")

@@ -40,6 +40,9 @@ class CachingEmbedder:
             return np.zeros((0, self.dimension), dtype=np.float32)
         return np.stack([self._cache[t] for t in texts])
 
+    def count_tokens(self, text: str) -> int:
+        return self.inner.count_tokens(text)
+
 
 @dataclass(frozen=True, slots=True)
 class Example:
