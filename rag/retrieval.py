@@ -55,19 +55,22 @@ class Retriever:
         keyword = indexes.keywords.search(query, self.candidates, allowed_chunks)
         fused = convex_fusion(dense, keyword, self.dense_weight)
         cosine, bm25 = dict(dense), dict(keyword)
-        # Rows deleted or replaced since the snapshot was built are absent here, hence dropped.
-        rows = self.store.docstore.hydrate([rowid for rowid, _ in fused])
-        passages = []
-        for rowid, score in fused:
-            passage = rows.get(rowid)
-            if passage is None:
-                continue
-            scores = {"fused": score}
-            if rowid in cosine:
-                scores["dense"] = cosine[rowid]
-            if rowid in bm25:
-                scores["bm25"] = bm25[rowid]
-            passages.append(replace(passage, score=score, scores=scores))
-            if len(passages) == top_k:
-                break
+        passages: list[Passage] = []
+        # Read passages best first, a few more than wanted at a time: rows deleted or replaced
+        # since the snapshot was built are absent from the docstore, hence dropped.
+        for start in range(0, len(fused), 2 * top_k):
+            batch = fused[start : start + 2 * top_k]
+            rows = self.store.docstore.hydrate([rowid for rowid, _ in batch])
+            for rowid, score in batch:
+                passage = rows.get(rowid)
+                if passage is None:
+                    continue
+                scores = {"fused": score}
+                if rowid in cosine:
+                    scores["dense"] = cosine[rowid]
+                if rowid in bm25:
+                    scores["bm25"] = bm25[rowid]
+                passages.append(replace(passage, score=score, scores=scores))
+                if len(passages) == top_k:
+                    return passages
         return passages
