@@ -227,7 +227,7 @@ def test_serving_with_onnx_imports_no_torch(bbc_index_dir, tmp_path):
         "    answer = client.post('/ask', json={'question': 'What did the BBC report about the economy?'})\n"
         "heavy = sorted(m for m in ('torch', 'sentence_transformers', 'transformers') if m in sys.modules)\n"
         "print(json.dumps({'status': answer.status_code, 'heavy': heavy, 'model': service.embedder.name,\n"
-        "                  'kind': type(service.embedder).__name__}))\n"
+        "                  'kind': type(service.indexer.embedder).__name__}))\n"
     )
     env = {**os.environ, "RAG_INDEX_DIR": str(index), "RAG_ENCODER": "onnx", "PYTHONPATH": str(ROOT)}
     result = subprocess.run([sys.executable, "-c", script], check=False, capture_output=True, text=True,
