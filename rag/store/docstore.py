@@ -55,8 +55,9 @@ CREATE TABLE IF NOT EXISTS chunks (
     start INTEGER NOT NULL,
     end INTEGER NOT NULL,
     text TEXT NOT NULL,
-    text_hash TEXT NOT NULL,                   -- embedding cache key
-    vector BLOB NOT NULL                       -- float32, L2-normalised
+    text_hash TEXT NOT NULL,                   -- sha256 of the text
+    vector BLOB NOT NULL                       -- float32, L2-normalised: the length-weighted
+                                               -- mean of its sentences' vectors
 );
 CREATE INDEX IF NOT EXISTS chunks_article ON chunks(article_id);
 CREATE INDEX IF NOT EXISTS chunks_text_hash ON chunks(text_hash);
