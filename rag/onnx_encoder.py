@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Literal
 import numpy as np
 
 from rag.errors import RagError
+from rag.files import sha256_of
 
 if TYPE_CHECKING:
     from rag.embedding import Embedder
@@ -85,7 +86,7 @@ class ModelFolder:
         names = sorted(p.name for p in self.path.iterdir() if p.suffix in {".safetensors", ".bin"})
         for name in [*names, "config.json", "modules.json", "sentence_bert_config.json"]:
             digest.update(name.encode())
-            digest.update(file_sha256(self.path / name).encode())
+            digest.update(sha256_of(self.path / name).encode())
         return digest.hexdigest()
 
 
@@ -133,7 +134,7 @@ def export_problem(model: Path) -> str | None:
         record = json.loads(record_path.read_text())
     except (OSError, ValueError):
         return f"no readable check record {record_path.name}"
-    if record.get("sha256") != file_sha256(model):
+    if record.get("sha256") != sha256_of(model):
         return "its bytes do not match the sha256 recorded when it was checked"
     if record.get("min_cosine", 0.0) < MIN_COSINE[record.get("precision", "fp32")]:
         return f"its recorded agreement {record.get('min_cosine')} is below the floor"
@@ -231,11 +232,3 @@ class OnnxEmbedder:
             mask[row, :len(pieces)] = 1
         (vectors,) = self._session.run(None, {"input_ids": input_ids, "attention_mask": mask})
         return vectors
-
-
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()

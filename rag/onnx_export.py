@@ -15,7 +15,6 @@ from __future__ import annotations
 import fcntl
 import json
 import logging
-import os
 import shutil
 import sys
 import tempfile
@@ -26,6 +25,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from rag.files import replace_durably, sha256_of
 from rag.onnx_encoder import (
     INT8_BLOCK,
     MIN_COSINE,
@@ -33,7 +33,6 @@ from rag.onnx_encoder import (
     EncoderExportError,
     ModelFolder,
     Precision,
-    file_sha256,
 )
 
 if TYPE_CHECKING:
@@ -160,16 +159,16 @@ def _check_and_publish(folder: ModelFolder, precision: Precision, model: Path, t
     with its check record beside it."""
     cosines = agreement(folder, model, reference)
     record = {"precision": precision, "min_cosine": float(cosines.min()), "mean_cosine": float(cosines.mean()),
-              "texts": len(cosines), "sha256": file_sha256(model), "source": str(folder.path)}
+              "texts": len(cosines), "sha256": sha256_of(model), "source": str(folder.path)}
     if record["min_cosine"] < MIN_COSINE[precision]:
         raise EncoderExportError(
             f"the {precision} ONNX export of {folder.path} disagrees with the torch model: least cosine "
             f"{record['min_cosine']:.6f} over {len(cosines)} texts, below the {MIN_COSINE[precision]} floor; "
             f"not using it (RAG_ENCODER=torch works meanwhile)")
-    _publish(model, target)
+    replace_durably(model, target)
     record_tmp = model.with_suffix(".json")  # in the work folder, beside the model
     record_tmp.write_text(json.dumps(record, indent=2) + "\n")
-    _publish(record_tmp, target.with_suffix(".json"))
+    replace_durably(record_tmp, target.with_suffix(".json"))
     return record
 
 
@@ -191,15 +190,3 @@ def agreement(folder: ModelFolder, model: Path, reference: Embedder | None = Non
             vectors = onnx.run_batch([ids[i] for i in batch])
             least[batch] = np.minimum(least[batch], (vectors * expected[batch]).sum(axis=1))
     return least
-
-
-def _publish(temp: Path, target: Path) -> None:
-    """fsync the file, rename it over `target`, fsync the folder: never a half-written target."""
-    with open(temp, "rb+") as handle:
-        os.fsync(handle.fileno())
-    os.replace(temp, target)
-    directory = os.open(target.parent, os.O_RDONLY)
-    try:
-        os.fsync(directory)
-    finally:
-        os.close(directory)

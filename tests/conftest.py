@@ -3,13 +3,18 @@ uvicorn server on a free loopback port."""
 
 from __future__ import annotations
 
+import fcntl
 import os
+import pty
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # the model must come from the installed package
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 import shutil
 import socket
+import struct
+import sys
+import termios
 import threading
 import time
 from collections.abc import Iterator
@@ -116,3 +121,23 @@ def live_server(app) -> Iterator[httpx.Client]:
     finally:
         server.should_exit = True
         thread.join(timeout=10)
+
+
+def run_on_terminal(args: list[str]) -> tuple[int, str]:
+    """Run `rag ARGS` with a pty (120 columns) as its terminal; (exit code, everything it wrote)."""
+    rag = str(Path(sys.executable).parent / "rag")
+    pid, fd = pty.fork()
+    if pid == 0:  # the child: rag with the pty as its terminal
+        os.execv(rag, [rag, *args])
+    fcntl.ioctl(fd, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 120, 0, 0))
+    output = b""
+    while True:
+        try:
+            data = os.read(fd, 4096)
+        except OSError:  # the child closed the terminal
+            break
+        if not data:
+            break
+        output += data
+    _, status = os.waitpid(pid, 0)
+    return os.waitstatus_to_exitcode(status), output.decode(errors="replace")

@@ -3,16 +3,11 @@ through the service, the HTTP API, the CLI, and an LLM over loopback."""
 
 from __future__ import annotations
 
-import fcntl
 import json
-import os
-import pty
 import re
 import shutil
-import struct
 import subprocess
 import sys
-import termios
 from dataclasses import replace
 from datetime import date, datetime, timedelta
 from pathlib import Path
@@ -26,7 +21,7 @@ from rag.dedup import duplicate_groups, signature, similarity
 from rag.ingest import read_file
 from rag.service import build_service
 from rag.types import Filters
-from tests.conftest import BBC, live_server
+from tests.conftest import BBC, live_server, run_on_terminal
 from tests.openai_peer import INVENTED, UNSUPPORTED, openai_peer, peer_llm
 
 RAG = str(Path(sys.executable).parent / "rag")
@@ -238,21 +233,7 @@ def test_progress_on_a_terminal(dated_index, tmp_path):
     """On a terminal `rag brief` shows its stages (reading, embedding) as progress bars on stderr."""
     folder = tmp_path / "index"
     shutil.copytree(dated_index, folder)
-    pid, fd = pty.fork()
-    if pid == 0:  # the child: rag with the pty as its terminal
-        os.execv(RAG, [RAG, "--index-dir", str(folder), "brief", "the economy"])
-    fcntl.ioctl(fd, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 120, 0, 0))
-    output = b""
-    while True:
-        try:
-            data = os.read(fd, 4096)
-        except OSError:  # the child closed the terminal
-            break
-        if not data:
-            break
-        output += data
-    _, status = os.waitpid(pid, 0)
-    text = output.decode(errors="replace")
-    assert os.waitstatus_to_exitcode(status) == 0
+    code, text = run_on_terminal(["--index-dir", str(folder), "brief", "the economy"])
+    assert code == 0
     assert "embedding:" in text and "item/s" in text
     assert "# Briefing: the economy" in text

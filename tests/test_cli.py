@@ -2,18 +2,14 @@
 
 from __future__ import annotations
 
-import fcntl
 import json
 import os
-import pty
 import sqlite3
-import struct
 import subprocess
 import sys
-import termios
 from pathlib import Path
 
-from tests.conftest import SEEDS
+from tests.conftest import SEEDS, run_on_terminal
 
 RAG = str(Path(sys.executable).parent / "rag")
 
@@ -102,21 +98,7 @@ def test_invalid_arguments_are_explained(tmp_path):
 
 def test_progress_bar_on_a_terminal(tmp_path):
     """On a terminal (a pty with a window size) `rag ingest` draws a progress bar on stderr."""
-    pid, fd = pty.fork()
-    if pid == 0:  # the child: rag with the pty as its terminal
-        os.execv(RAG, [RAG, "--index-dir", str(tmp_path / "index"), "ingest", str(SEEDS)])
-    fcntl.ioctl(fd, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 120, 0, 0))
-    output = b""
-    while True:
-        try:
-            data = os.read(fd, 4096)
-        except OSError:  # the child closed the terminal
-            break
-        if not data:
-            break
-        output += data
-    _, status = os.waitpid(pid, 0)
-    text = output.decode(errors="replace")
-    assert os.waitstatus_to_exitcode(status) == 0
+    code, text = run_on_terminal(["--index-dir", str(tmp_path / "index"), "ingest", str(SEEDS)])
+    assert code == 0
     assert "ingest: 100%" in text and "file/s" in text
     assert "ingested 11, unchanged 0, failed 0" in text

@@ -19,10 +19,8 @@ corrupt, or for another generation are never used: the indexes are rebuilt from 
 from __future__ import annotations
 
 import fcntl
-import hashlib
 import json
 import logging
-import os
 import shutil
 import threading
 import time
@@ -34,6 +32,7 @@ from pathlib import Path
 import numpy as np
 
 from rag.errors import RagError
+from rag.files import fsync_file, sha256_of, write_durably
 from rag.store.docstore import Docstore
 from rag.store.keywords import KeywordIndex
 from rag.store.qdrant import QdrantTarget, QdrantVectors
@@ -268,7 +267,7 @@ class Store:
             raise ValueError(f"its vectors are in {manifest['vector_store']} collection {manifest.get('collection')!r}")
         folder = self.index_dir / manifest["folder"]
         for name, digest in manifest["files"].items():
-            if _sha256(folder / name) != digest:
+            if sha256_of(folder / name) != digest:
                 raise ValueError(f"{folder / name} does not match its checksum (corrupt or truncated)")
         return Indexes(
             generation=int(manifest["generation"]),
@@ -316,9 +315,9 @@ class Store:
         if isinstance(indexes.vectors, VectorIndex):  # a Qdrant collection persists itself
             indexes.vectors.save(folder / "vectors.faiss")
         indexes.keywords.save(folder / "bm25")
-        files = {str(p.relative_to(folder)): _sha256(p) for p in sorted(folder.rglob("*")) if p.is_file()}
+        files = {str(p.relative_to(folder)): sha256_of(p) for p in sorted(folder.rglob("*")) if p.is_file()}
         for path in files:
-            _fsync(folder / path)
+            fsync_file(folder / path)
         manifest = {
             "generation": indexes.generation,
             "embedding_model": self.model,
@@ -330,7 +329,7 @@ class Store:
             "folder": name,
             "files": files,
         }
-        _atomic_write(self.index_dir / self.MANIFEST, json.dumps(manifest, indent=1).encode())
+        write_durably(self.index_dir / self.MANIFEST, json.dumps(manifest, indent=1).encode())
         # Keep the previous folder: a reader in another process may be loading it right now.
         for old in sorted((self.index_dir / "derived").glob("gen-*"))[:-2]:
             shutil.rmtree(old, ignore_errors=True)
@@ -349,31 +348,3 @@ def _id_mismatch(indexes: Indexes, sentences: np.ndarray, chunks: np.ndarray) ->
         if len(ids) != len(rowids) or not np.array_equal(np.sort(ids), rowids):
             return f"its {name} ids are not the docstore's {noun} ids"
     return None
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def _fsync(path: Path) -> None:
-    with open(path, "rb") as handle:
-        os.fsync(handle.fileno())
-
-
-def _atomic_write(path: Path, data: bytes) -> None:
-    """Write a temporary file, fsync it, rename it over the target, fsync the folder."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "wb") as handle:
-        handle.write(data)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)
-    directory = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(directory)
-    finally:
-        os.close(directory)
