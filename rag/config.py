@@ -58,6 +58,10 @@ class Settings(BaseSettings):
     dense_weight: float = Field(
         0.7, ge=0.0, le=1.0,
         description="Weight of the dense cosine against max-normalised BM25 in fusion (tuned on dev-a folds)")
+    article_weight: float = Field(
+        0.15, ge=0.0, le=1.0,
+        description="Weight of a passage's article's best three fused scores added to its own (0: off; "
+                    "tuned on dev-a folds with the BBC corpus as distractors)")
     top_k: int = Field(5, ge=1, le=50, description="Passages an answer draws on")
     answerer_model: str = Field(
         "shipped", description="Learned sentence and span scorers of the extractive answerer: 'shipped' "

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 
 from rag.embedding import Embedder
@@ -27,16 +27,39 @@ def convex_fusion(dense: Sequence[tuple[int, float]], keyword: Sequence[tuple[in
     return sorted(scores.items(), key=lambda item: -item[1])
 
 
+def article_boost(fused: Sequence[tuple[int, float]], article_of: Mapping[int, str], weight: float,
+                  per_article: int = 3) -> list[tuple[int, float]]:
+    """Add to each hit `weight` × the sum of its article's best `per_article` fused scores among
+    the hits. A question is about one story: an article with several good passages is more likely
+    the one it asks about than an article with a single chance match, which is what stray
+    passages of an unrelated corpus are. On dev-a with the BBC corpus beside it (leave-one-article-
+    out, settings chosen on the other seven articles; 7 of 8 folds chose 3 and 0.15), recall@5
+    rose 93.2 → 94.3 with BBC and 96.4 → 96.4 without: a distractor drop of 2.1 instead of 3.2.
+    Adding how much of the question an article covers (IDF-weighted terms, or BM25 over whole
+    articles) did not hold up across folds."""
+    best: dict[str, list[float]] = {}
+    for doc, score in fused:  # best first, so the first `per_article` of an article are its best
+        scores = best.setdefault(article_of.get(doc, str(doc)), [])
+        if len(scores) < per_article:
+            scores.append(score)
+    bonus = {article: weight * sum(scores) for article, scores in best.items()}
+    boosted = [(doc, score + bonus[article_of.get(doc, str(doc))]) for doc, score in fused]
+    return sorted(boosted, key=lambda item: -item[1])
+
+
 @dataclass
 class Retriever:
     store: Store
     embedder: Embedder
     candidates: int = 100
     dense_weight: float = 0.7
+    article_weight: float = 0.15  # see `article_boost`
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.dense_weight <= 1.0:
             raise ValueError(f"dense_weight must be between 0 and 1, got {self.dense_weight}")
+        if self.article_weight < 0.0:
+            raise ValueError(f"article_weight must be >= 0, got {self.article_weight}")
 
     def search(self, query: str, top_k: int = 5, filters: Filters = NO_FILTERS) -> list[Passage]:
         if not query.strip():
@@ -54,6 +77,8 @@ class Retriever:
                               None if filters.empty else filters)
         keyword = indexes.keywords.search(query, self.candidates, allowed_chunks)
         fused = convex_fusion(dense, keyword, self.dense_weight)
+        if self.article_weight:
+            fused = article_boost(fused, indexes.chunk_articles, self.article_weight)
         cosine, bm25 = dict(dense), dict(keyword)
         passages: list[Passage] = []
         # Read passages best first, a few more than wanted at a time: rows deleted or replaced

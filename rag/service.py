@@ -141,7 +141,7 @@ def build_service(settings: Settings, embedder: Embedder | None = None) -> Servi
         embedder=stored,
         store=store,
         indexer=indexer,
-        retriever=Retriever(store, stored, settings.candidates, settings.dense_weight),
+        retriever=Retriever(store, stored, settings.candidates, settings.dense_weight, settings.article_weight),
         answerer=answerer,
         llm=backend.llm if backend is not None else None,
     )

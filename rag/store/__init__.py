@@ -56,12 +56,14 @@ SENTENCE_HITS_PER_CHUNK = 4
 @dataclass(frozen=True)
 class Indexes:
     """One consistent, never-mutated view of the derived indexes at a docstore generation:
-    FAISS over sentence vectors, BM25 over chunks, and which chunks hold each sentence."""
+    FAISS over sentence vectors, BM25 over chunks, which chunks hold each sentence and which
+    article each chunk is of."""
 
     generation: int
     vectors: DenseIndex  # a FAISS snapshot, or the Qdrant collection (changed in place by the writer)
     keywords: KeywordIndex
     sentence_chunks: dict[int, tuple[int, ...]]
+    chunk_articles: dict[int, str]
 
     def dense(self, query: np.ndarray, k: int, allowed_sentences: np.ndarray | None = None,
               filters: Filters | None = None) -> list[tuple[int, float]]:
@@ -206,7 +208,7 @@ class Store:
     # -- internals -----------------------------------------------------------------------------
     def _open(self) -> Indexes:
         vectors = self._qdrant if self._qdrant is not None else VectorIndex.empty(self.dimension, self.vector_index)
-        empty = Indexes(-1, vectors, KeywordIndex.build(np.zeros(0), []), {})
+        empty = Indexes(-1, vectors, KeywordIndex.build(np.zeros(0), []), {}, {})
         try:
             with self.writer(timeout=0):
                 return self._caught_up(empty, persist=True)
@@ -275,6 +277,7 @@ class Store:
             else VectorIndex.load(folder / "vectors.faiss", self.dimension, self.vector_index),
             keywords=KeywordIndex.load(folder / "bm25"),
             sentence_chunks=self.docstore.sentence_chunks(),
+            chunk_articles=self.docstore.chunk_articles(),
         )
 
     def _synced(self, base: Indexes, write_vectors: bool = True) -> Indexes:
@@ -303,7 +306,8 @@ class Store:
             vectors = base.vectors.synced(remove, add, self.docstore.vectors_for(add)) \
                 if len(remove) or len(add) else base.vectors
         keywords = base.keywords if np.array_equal(base.keywords.rowids, rowids) else KeywordIndex.build(rowids, texts)
-        return Indexes(generation, vectors, keywords, self.docstore.sentence_chunks())
+        return Indexes(generation, vectors, keywords, self.docstore.sentence_chunks(),
+                       self.docstore.chunk_articles())
 
     def _persist(self, indexes: Indexes) -> None:
         """Write the derived files into a new folder, then switch the manifest to it atomically."""

@@ -284,6 +284,10 @@ class Docstore:
             out[sentence] = (*out.get(sentence, ()), chunk)
         return out
 
+    def chunk_articles(self) -> dict[int, str]:
+        """Chunk rowid → its article's id (retrieval weighs a passage by its article's other hits)."""
+        return dict(self._db().execute("SELECT rowid, article_id FROM chunks"))
+
     def integrity_problems(self) -> list[str]:
         """What is wrong inside the docstore itself: SQLite's own check, articles without chunks,
         chunk ids that are not `{article_id}:{n}` for n = 0, 1, 2, ... (a doubled or half-written
