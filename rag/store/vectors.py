@@ -99,6 +99,10 @@ class VectorIndex:
         self._dead = np.unique(np.asarray(tombstones if tombstones is not None else [], dtype=np.int64))
         if len(self._dead) and self.kind != "hnsw":
             raise ValueError(f"only an hnsw index keeps tombstones, not {self.kind}")
+        # Built once (hashing 200k tombstones per query would cost milliseconds); read-only in
+        # searches, so threads share it. The batch must outlive the Not that points to it.
+        self._dead_batch = faiss.IDSelectorBatch(self._dead) if len(self._dead) else None
+        self._live = faiss.IDSelectorNot(self._dead_batch) if self._dead_batch is not None else None
         self._fetch = exact
 
     @classmethod
@@ -243,14 +247,11 @@ class VectorIndex:
         if self.kind == "hnsw" and exhaustive:
             ids, vectors = self._exact()
             mask = np.isin(ids, allowed)
-            ids, scores = ids[mask], vectors[mask] @ query[0]
+            ids, scores = ids[mask], np.einsum("ij,j->i", vectors[mask], query[0])
             top = np.argsort(-scores, kind="stable")[:k]
             return [(int(ids[i]), float(scores[i])) for i in top]
-        # The selector objects must outlive the search (FAISS keeps raw pointers to them).
-        selector = None if allowed is None else faiss.IDSelectorBatch(allowed)
-        if selector is None and len(self._dead):
-            dead = faiss.IDSelectorBatch(self._dead)
-            selector = faiss.IDSelectorNot(dead)
+        # `allowed` has no tombstones in it (see `search`); without it, exclude them.
+        selector = self._live if allowed is None else faiss.IDSelectorBatch(allowed)
         fetch = k
         if self.kind == "hnsw":
             # Tombstones still take up places in the candidate list: widen it by their share.
