@@ -157,8 +157,9 @@ def measure(kind: str, ids: np.ndarray, vectors: np.ndarray, queries: np.ndarray
     row.append(time.perf_counter() - started)
     sweeps = []
     if index.kind == "hnsw":  # the same graph searched with other efSearch values
-        for k, efs in ((10, (16, 32, 64, 128, 256)), (400, (400, 600, 800))):
-            for ef in efs:
+        for k, efs in ((10, (16, 32, 64, 128, 256, hnsw_ef_search(n, 10))),
+                        (400, (400, 800, 1200, 1600, 2400, hnsw_ef_search(n, 400)))):
+            for ef in sorted(set(efs)):
                 params = faiss.SearchParametersHNSW(efSearch=ef)
 
                 def raw(q: np.ndarray, k: int, params: faiss.SearchParameters = params) -> np.ndarray:
