@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 
@@ -330,3 +332,25 @@ def test_store_ivfpq_rescores_from_the_docstore(tmp_path):
         assert [i for i, _ in got] == [i for i, _ in truth]
         assert np.allclose([s for _, s in got], [s for _, s in truth], atol=1e-5)
     store.close()
+
+
+def test_store_never_uses_an_hnsw_index_without_its_tombstones(tmp_path):
+    """The sidecar is part of the generation: lost or altered (a crash mid-copy, a hand edit), the
+    index is not used as if nothing was deleted; it is rebuilt from the docstore."""
+    store = Store(tmp_path, "m", DIM, "hnsw")
+    for i in range(8):
+        _put(store, i)
+    with store.writer():
+        store.docstore.delete("a3")
+        store.publish()
+    assert store.indexes().vectors.tombstones > 0
+    live = set(store.docstore.sentence_rowids().tolist())
+    store.close()
+    manifest = json.loads((tmp_path / "manifest.json").read_text())
+    (tmp_path / manifest["folder"] / "vectors.faiss.tombstones.npy").unlink()
+
+    again = Store(tmp_path, "m", DIM, "hnsw")
+    assert "tombstones" in (again.load_problem or "")
+    vectors = again.indexes().vectors
+    assert set(vectors.ids().tolist()) == live and vectors.tombstones == 0 and again.check().ok
+    again.close()
