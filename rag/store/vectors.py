@@ -207,7 +207,8 @@ class VectorIndex:
         """A copy with `remove` ids dropped and the given vectors added."""
         remove = np.asarray(remove, dtype=np.int64)
         add_ids = np.asarray(add_ids, dtype=np.int64)
-        add_vectors = np.ascontiguousarray(add_vectors, dtype=np.float32).reshape(-1, self.dimension)
+        add_vectors = np.ascontiguousarray(add_vectors, dtype=np.float32).reshape(-1, self.dimension) \
+            if len(add_ids) else np.zeros((0, self.dimension), dtype=np.float32)
         live = len(self) - len(remove) + len(add_ids)
         needs_training = self.requested == "ivfpq" and self.kind == "flat" and live >= IVFPQ_MIN_VECTORS
         if self.kind == "hnsw":
