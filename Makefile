@@ -41,10 +41,11 @@ bench-load: install
 bench-crash: install
 	$(BIN)/python bench/crash.py
 
-# FAISS kinds over 1M synthetic vectors (N=200000 for a quicker run); several minutes.
+# FAISS kinds over 1M synthetic vectors (N=200000 for a quicker run; REAL=indexes/default adds a
+# built index's sentences, its titles as questions); ~30 minutes at 1M, most of it building HNSW.
 N ?= 1000000
 bench-faiss: install
-	$(BIN)/python bench/faiss_scale.py --n $(N)
+	$(BIN)/python bench/faiss_scale.py --n $(N) $(if $(REAL),--real $(REAL))
 
 # Qdrant beside flat FAISS (embedded mode unless URL=http://host:6333 names a server).
 QDRANT_N ?= 10000

@@ -1,5 +1,5 @@
 """Qdrant as the vector store at scale, beside flat FAISS: N synthetic 384-d unit vectors (the same
-clustered set as bench/faiss_scale.py).
+clustered set, and questions, as bench/faiss_scale.py).
 
     python bench/qdrant_scale.py [--n 100000] [--url http://127.0.0.1:6333]
 
@@ -28,12 +28,13 @@ import faiss
 import numpy as np
 from qdrant_client import QdrantClient, models
 
-from bench.faiss_scale import DIM, QUERIES, K, synthetic
+from bench.faiss_scale import DIM, QUERIES, Corpus
 from rag.store.qdrant import UPSERT_BATCH, QdrantTarget, QdrantVectors
 from rag.store.vectors import VectorIndex
 from rag.types import Filters
 
 MODEL = "synthetic"
+K = 10
 CATEGORIES = 10
 
 
@@ -43,12 +44,11 @@ def main() -> None:
     parser.add_argument("--url", default=None, help="a Qdrant server; default: embedded local mode")
     args = parser.parse_args()
     faiss.omp_set_num_threads(1)  # see bench/faiss_scale.py: OpenMP spinning on a shared machine
-    vectors = synthetic(args.n)
+    corpus = Corpus(args.n)
+    vectors = corpus.vectors
     ids = np.arange(1, args.n + 1, dtype=np.int64)  # rowids start at 1
     category = np.array([f"c{i % CATEGORIES}" for i in range(args.n)])
-    rng = np.random.default_rng(1)
-    queries = vectors[rng.integers(0, args.n, QUERIES)] + 0.3 * rng.normal(size=(QUERIES, DIM)).astype(np.float32)
-    queries /= np.linalg.norm(queries, axis=1, keepdims=True)
+    queries, _ = corpus.questions(QUERIES)
     flat = VectorIndex.built(ids, vectors, "flat")
     allowed = ids[category == "c3"]
 

@@ -4,8 +4,9 @@ brought up to the docstore by the writer like the FAISS snapshots; BM25 stays he
 
 Layout of `index_dir`:
     docstore.sqlite          articles, chunks, sentences (with vectors); `generation` bumps per write
-    derived/gen-<G>/         vectors.faiss (sentence vectors), bm25/ (chunks) — the derived indexes
-                             for docstore generation G
+    derived/gen-<G>/         vectors.faiss (sentence vectors) with vectors.faiss.tombstones.npy
+                             (ids deleted from an HNSW graph), bm25/ (chunks) — the derived
+                             indexes for docstore generation G
     manifest.json            which derived folder is current, its generation, model, dimension,
                              vector store and the sha256 of every file; replaced atomically
                              (write, fsync, rename)
@@ -207,7 +208,8 @@ class Store:
 
     # -- internals -----------------------------------------------------------------------------
     def _open(self) -> Indexes:
-        vectors = self._qdrant if self._qdrant is not None else VectorIndex.empty(self.dimension, self.vector_index)
+        vectors = self._qdrant if self._qdrant is not None else VectorIndex.empty(
+            self.dimension, self.vector_index, self.docstore.sentence_vectors)
         empty = Indexes(-1, vectors, KeywordIndex.build(np.zeros(0), []), {}, {})
         try:
             with self.writer(timeout=0):
@@ -274,7 +276,8 @@ class Store:
         return Indexes(
             generation=int(manifest["generation"]),
             vectors=self._qdrant if self._qdrant is not None
-            else VectorIndex.load(folder / "vectors.faiss", self.dimension, self.vector_index),
+            else VectorIndex.load(folder / "vectors.faiss", self.dimension, self.vector_index,
+                                  self.docstore.sentence_vectors),
             keywords=KeywordIndex.load(folder / "bm25"),
             sentence_chunks=self.docstore.sentence_chunks(),
             chunk_articles=self.docstore.chunk_articles(),

@@ -323,14 +323,27 @@ class Docstore:
 
     def vectors_for(self, rowids: np.ndarray) -> np.ndarray:
         """Sentence vectors by rowid, in the order asked (rowids without one are skipped)."""
-        out = []
+        found, vectors = self.sentence_vectors(rowids)
+        return vectors if len(found) else np.zeros((0, 0), dtype=np.float32)
+
+    def sentence_vectors(self, rowids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(rowids found, their vectors) in the order asked; rowids without a vector (deleted, or
+        not yet embedded) are left out. IVF-PQ re-scores its candidates with these."""
+        found: list[int] = []
+        blobs: list[bytes] = []
         db = self._db()
         for batch in _batches([int(i) for i in rowids], 500):
             marks = ",".join("?" * len(batch))
-            found = dict(db.execute(
+            rows = dict(db.execute(
                 f"SELECT rowid, vector FROM sentences WHERE rowid IN ({marks}) AND vector IS NOT NULL", batch))
-            out.extend(np.frombuffer(found[i], dtype=np.float32) for i in batch if i in found)
-        return np.vstack(out) if out else np.zeros((0, 0), dtype=np.float32)
+            for i in batch:
+                if i in rows:
+                    found.append(i)
+                    blobs.append(rows[i])
+        if not blobs:
+            return np.zeros(0, dtype=np.int64), np.zeros((0, 0), dtype=np.float32)
+        vectors = np.frombuffer(b"".join(blobs), dtype=np.float32).reshape(len(blobs), -1)
+        return np.array(found, dtype=np.int64), vectors
 
     def rowids_and_texts(self) -> tuple[np.ndarray, list[str]]:
         """Every chunk's rowid and text, in rowid order, for rebuilding BM25 (title included, as
