@@ -40,18 +40,28 @@ def _docstore_ids(store: Store) -> set[int]:
     return set(store.docstore.all_vectors()[0].tolist())
 
 
+def _maps_agree(store: Store) -> bool:
+    """The snapshot's sentence → chunks and chunk → article maps (carried over from the last one
+    for rows that stayed) equal a fresh read of the docstore."""
+    indexes = store.indexes()
+    return (indexes.sentence_chunks == store.docstore.sentence_chunks()
+            and indexes.chunk_articles == store.docstore.chunk_articles())
+
+
 def test_put_replace_delete_leave_no_stale_ids(tmp_path):
     store = Store(tmp_path, "m", DIM)
     _put(store, _article(1))
     _put(store, _article(2))
     before = _ids(store)
     assert before == _docstore_ids(store) and len(before) > 4
+    assert _maps_agree(store)
     chunks_before = set(store.docstore.rowids().tolist())
     assert set(store.indexes().keywords.rowids.tolist()) == chunks_before
 
     _put(store, _article(1, words="changed"), seed=1)  # an edit replaces every chunk of a1
     after = _ids(store)
-    assert after == _docstore_ids(store)
+    assert after == _docstore_ids(store) and _maps_agree(store)
+    assert not set(store.indexes().sentence_chunks) & (before - after)
     old_a1 = before - after
     assert old_a1 and not (old_a1 & after)
     hits = {r for r, _ in store.indexes().keywords.search("changed", 50)}
@@ -61,7 +71,8 @@ def test_put_replace_delete_leave_no_stale_ids(tmp_path):
     with store.writer():
         store.docstore.delete("a2")
         store.publish()
-    assert _ids(store) == _docstore_ids(store)
+    assert _ids(store) == _docstore_ids(store) and _maps_agree(store)
+    assert set(store.indexes().chunk_articles.values()) == {"a1"}
     assert store.docstore.hydrate(sorted(chunks_before)).keys() <= set(store.docstore.rowids().tolist())
     assert not store.docstore.hydrate(sorted(chunks_before))  # every old chunk is gone
     with pytest.raises(ArticleNotFound):
@@ -82,6 +93,8 @@ def test_check_agrees_after_writes_and_names_a_disagreement(tmp_path):
     store._indexes = dataclasses.replace(indexes, vectors=indexes.vectors.synced(dropped, dropped[:0], None))
     report = store.check()
     assert not report.ok and report.problems == ("FAISS lacks 1 sentences of the docstore",)
+    store._indexes = dataclasses.replace(indexes, sentence_chunks={})
+    assert store.check().problems == ("the map of sentences to chunks disagrees with the docstore",)
 
 
 def test_restart_loads_the_persisted_index(tmp_path):

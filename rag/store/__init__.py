@@ -25,10 +25,11 @@ import logging
 import shutil
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 
@@ -39,6 +40,8 @@ from rag.store.keywords import KeywordIndex
 from rag.store.qdrant import QdrantTarget, QdrantVectors
 from rag.store.vectors import DenseIndex, IndexKind, VectorIndex
 from rag.types import Filters
+
+T = TypeVar("T")
 
 __all__ = ["Docstore", "Indexes", "QdrantTarget", "Store", "StoreCheck", "WriterBusy"]
 
@@ -201,6 +204,8 @@ class Store:
                 problems.append(f"{name} lacks {len(missing)} {noun} of the docstore")
             if stale := have - truth:
                 problems.append(f"{name} holds {len(stale)} {noun} the docstore no longer has")
+        if indexes.sentence_chunks != self.docstore.sentence_chunks():
+            problems.append("the map of sentences to chunks disagrees with the docstore")
         if indexes.generation != self.docstore.generation():
             problems.append(f"indexes at generation {indexes.generation}, docstore at {self.docstore.generation()}")
         problems.extend(self.docstore.integrity_problems())
@@ -309,8 +314,9 @@ class Store:
             vectors = base.vectors.synced(remove, add, self.docstore.vectors_for(add)) \
                 if len(remove) or len(add) else base.vectors
         keywords = base.keywords if np.array_equal(base.keywords.rowids, rowids) else KeywordIndex.build(rowids, texts)
-        return Indexes(generation, vectors, keywords, self.docstore.sentence_chunks(),
-                       self.docstore.chunk_articles())
+        return Indexes(generation, vectors, keywords,
+                       _carried(base.sentence_chunks, sentences, self.docstore.sentence_chunks),
+                       _carried(base.chunk_articles, rowids, self.docstore.chunk_articles))
 
     def _persist(self, indexes: Indexes) -> None:
         """Write the derived files into a new folder, then switch the manifest to it atomically."""
@@ -345,6 +351,16 @@ class Store:
         if self._qdrant is not None:
             self._qdrant.close()
         self.docstore.close()
+
+
+def _carried(previous: dict[int, T], live: np.ndarray, read: Callable[[np.ndarray], dict[int, T]]) -> dict[int, T]:
+    """`previous` for the ids still live, `read` from the docstore for the others. A row's chunks
+    and article never change while its rowid lives (a replaced article gets new rows), so only
+    new rows are read: on BBC, rereading every sentence's chunks took 0.12-0.66 s per publish
+    (warm or cold pages), carrying them over 0.01 s."""
+    carried = {i: previous[i] for i in live.tolist() if i in previous}
+    new = [i for i in live.tolist() if i not in carried]
+    return carried | read(np.asarray(new, dtype=np.int64)) if new else carried
 
 
 def _id_mismatch(indexes: Indexes, sentences: np.ndarray, chunks: np.ndarray) -> str | None:

@@ -274,19 +274,29 @@ class Docstore:
                               "published_at": published_at}
         return out
 
-    def sentence_chunks(self) -> dict[int, tuple[int, ...]]:
-        """Sentence rowid → rowids of the chunks holding it (two where chunks overlap)."""
+    def sentence_chunks(self, sentences: np.ndarray | None = None) -> dict[int, tuple[int, ...]]:
+        """Sentence rowid → rowids of the chunks holding it (two where chunks overlap), for every
+        embedded sentence or only for `sentences`."""
+        query = ("SELECT s.rowid, c.rowid FROM sentences s JOIN chunks c ON c.article_id = s.article_id "
+                 "AND c.start <= s.start AND s.end <= c.end WHERE s.vector IS NOT NULL")
         out: dict[int, tuple[int, ...]] = {}
-        for sentence, chunk in self._db().execute(
-            "SELECT s.rowid, c.rowid FROM sentences s JOIN chunks c ON c.article_id = s.article_id "
-            "AND c.start <= s.start AND s.end <= c.end WHERE s.vector IS NOT NULL ORDER BY s.rowid, c.rowid"
-        ):
+        for sentence, chunk in self._rows_for(query, "s.rowid", sentences, "ORDER BY s.rowid, c.rowid"):
             out[sentence] = (*out.get(sentence, ()), chunk)
         return out
 
-    def chunk_articles(self) -> dict[int, str]:
-        """Chunk rowid → its article's id (retrieval weighs a passage by its article's other hits)."""
-        return dict(self._db().execute("SELECT rowid, article_id FROM chunks"))
+    def chunk_articles(self, chunks: np.ndarray | None = None) -> dict[int, str]:
+        """Chunk rowid → its article's id, for every chunk or only for `chunks` (retrieval weighs a
+        passage by its article's other hits)."""
+        return dict(self._rows_for("SELECT rowid, article_id FROM chunks WHERE 1", "rowid", chunks))
+
+    def _rows_for(self, query: str, column: str, ids: np.ndarray | None, order: str = "") -> Iterator[tuple]:
+        """The rows of `query` (which ends in a WHERE clause), all or those whose `column` is in `ids`."""
+        db = self._db()
+        if ids is None:
+            yield from db.execute(f"{query} {order}")
+            return
+        for batch in _batches([int(i) for i in ids], 500):
+            yield from db.execute(f"{query} AND {column} IN ({','.join('?' * len(batch))}) {order}", batch)
 
     def integrity_problems(self) -> list[str]:
         """What is wrong inside the docstore itself: SQLite's own check, articles without chunks,
