@@ -92,6 +92,17 @@ def test_each_kind_finds_the_nearest_neighbours(built, data, kind):
         assert got[0][0] == ids[row] and got[0][1] == pytest.approx(1.0, abs=1e-5)
 
 
+def _assert_answers_as_flat(index: VectorIndex, flat: VectorIndex, vectors: np.ndarray, rows: np.ndarray,
+                            rng: np.random.Generator) -> None:
+    """Queries just off the given rows get flat's answer from `index`: ids, order and cosines."""
+    for row in rows:
+        query = vectors[row] + 0.02 * rng.normal(size=DIM).astype(np.float32)
+        query /= np.linalg.norm(query)
+        got, truth = index.search(query, 10), flat.search(query, 10)
+        assert [i for i, _ in got] == [i for i, _ in truth]
+        assert np.allclose([s for _, s in got], [s for _, s in truth], atol=1e-5)
+
+
 def test_ivfpq_rescored_equals_flat_on_an_easy_set():
     """Tight groups of ten: a query near a group has that group as its top ten, which PQ finds
     but cannot order (its codes blur vectors this close); re-scored with the exact vectors, the
@@ -102,12 +113,7 @@ def test_ivfpq_rescored_equals_flat_on_an_easy_set():
     ivfpq = VectorIndex.built(ids, vectors, "ivfpq", exact=_exact_vectors(ids, vectors))
     flat = VectorIndex.built(ids, vectors, "flat")
     assert ivfpq.kind == "ivfpq"
-    for row in rng.choice(len(vectors), 20, replace=False):
-        query = vectors[row] + 0.02 * rng.normal(size=DIM).astype(np.float32)
-        query /= np.linalg.norm(query)
-        got, truth = ivfpq.search(query, 10), flat.search(query, 10)
-        assert [i for i, _ in got] == [i for i, _ in truth]
-        assert np.allclose([s for _, s in got], [s for _, s in truth], atol=1e-5)
+    _assert_answers_as_flat(ivfpq, flat, vectors, rng.choice(len(vectors), 20, replace=False), rng)
     # Without the exact vectors, PQ's own scores come back: approximate.
     pq_only = VectorIndex(ivfpq._index, "ivfpq")
     scores = [s for _, s in pq_only.search(vectors[7], 10)]
@@ -354,12 +360,7 @@ def test_store_ivfpq_rescores_from_the_docstore(tmp_path):
     ids, exact = store.docstore.all_vectors()
     flat = VectorIndex.built(ids, exact, "flat")
     rng = np.random.default_rng(8)
-    for row in rng.choice(len(ids), 10, replace=False):
-        query = exact[row] + 0.02 * rng.normal(size=DIM).astype(np.float32)
-        query /= np.linalg.norm(query)
-        got, truth = vectors.search(query, 10), flat.search(query, 10)
-        assert [i for i, _ in got] == [i for i, _ in truth]
-        assert np.allclose([s for _, s in got], [s for _, s in truth], atol=1e-5)
+    _assert_answers_as_flat(vectors, flat, exact, rng.choice(len(ids), 10, replace=False), rng)
     store.close()
 
 
