@@ -52,7 +52,7 @@ QDRANT_N ?= 10000
 bench-qdrant: install
 	$(BIN)/python bench/qdrant_scale.py --n $(QDRANT_N) $(if $(URL),--url $(URL))
 
-# torch vs ONNX Runtime fp32/int8 on BBC chunks: word pieces/s and cosine to torch (ARTICLES=2225 for all).
+# torch vs ONNX Runtime fp32/int8 and OpenVINO bf16 on BBC chunks: word pieces/s and cosine to torch (ARTICLES=2225 for all).
 ARTICLES ?= 300
 bench-encoder: install
 	$(BIN)/python bench/encoder.py --articles $(ARTICLES)

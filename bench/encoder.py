@@ -1,5 +1,5 @@
 """The encoders side by side on BBC chunks: torch (sentence-transformers encode), ONNX Runtime fp32
-and int8, in one process, rounds interleaved so that a busy shared machine slows all alike.
+and int8, OpenVINO bf16, in one process, rounds interleaved so that a busy shared machine slows all alike.
 
     python bench/encoder.py [CORPUS] [--articles 300] [--rounds 3] [--batch-sizes 8,16,32,64]
                             [--quant-variants]
@@ -88,7 +88,7 @@ def main() -> None:
     torch_model = SentenceTransformerEmbedder(settings.embedding_model)
     encoders = {"torch": torch_model}
     cache = settings.encoder_cache or default_cache_dir()
-    for precision in ("fp32", "int8"):
+    for precision in ("fp32", "bf16", "int8"):
         encoders[f"onnx {precision}"] = OnnxEmbedder(settings.embedding_model, precision=precision,
                                                      cache_dir=cache, reference=torch_model)
     folder = ModelFolder.read(bundled_model_path())

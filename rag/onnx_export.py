@@ -58,7 +58,8 @@ _CHECK_TEXTS = [
 
 
 def export(folder: ModelFolder, precision: Precision, target: Path, reference: Embedder | None = None) -> Path:
-    """Write a checked export of `folder` at `target` (fp32, or int8 from the fp32 one).
+    """Write a checked export of `folder` at `target`: fp32; int8, quantised from the fp32 one; or
+    bf16, the fp32 graph itself checked as OpenVINO runs it in bf16.
 
     Concurrent processes exporting the same file wait for each other on a lock file; the one that
     comes second finds the file done. Files appear only complete: temp file, fsync, rename."""
@@ -82,7 +83,11 @@ def export(folder: ModelFolder, precision: Precision, target: Path, reference: E
             if precision == "int8":
                 model = work_dir / "int8.onnx"
                 _quantize(fp32, model)
-                # The int8 file is made from the fp32 one: keep that too if the cache lacks it.
+            elif precision == "bf16":
+                model = work_dir / "bf16.onnx"
+                shutil.copyfile(fp32, model)
+            if precision != "fp32":
+                # Made from the fp32 file: keep that too if the cache lacks it.
                 fp32_target = target.parent / f"{export_stem(folder, 'fp32')}.onnx"
                 if export_problem(fp32_target) is not None:
                     _check_and_publish(folder, "fp32", fp32, fp32_target, reference)
@@ -157,7 +162,7 @@ def _check_and_publish(folder: ModelFolder, precision: Precision, model: Path, t
                        reference: Embedder | None) -> dict:
     """Compare `model` with the torch model; refuse it below the floor, else rename it into place
     with its check record beside it."""
-    cosines = agreement(folder, model, reference)
+    cosines = agreement(folder, model, precision, reference)
     record = {"precision": precision, "min_cosine": float(cosines.min()), "mean_cosine": float(cosines.mean()),
               "texts": len(cosines), "sha256": sha256_of(model), "source": str(folder.path)}
     if record["min_cosine"] < MIN_COSINE[precision]:
@@ -172,7 +177,8 @@ def _check_and_publish(folder: ModelFolder, precision: Precision, model: Path, t
     return record
 
 
-def agreement(folder: ModelFolder, model: Path, reference: Embedder | None = None) -> np.ndarray:
+def agreement(folder: ModelFolder, model: Path, precision: Precision = "fp32",
+              reference: Embedder | None = None) -> np.ndarray:
     """Each check text's least cosine between its ONNX vector and sentence-transformers' torch
     vector, with the texts run alone, in shuffled groups of three, and all in one padded batch."""
     from rag.embedding import SentenceTransformerEmbedder
@@ -180,7 +186,7 @@ def agreement(folder: ModelFolder, model: Path, reference: Embedder | None = Non
 
     torch_model = reference or SentenceTransformerEmbedder("check", folder.path)
     expected = torch_model.embed(_CHECK_TEXTS)
-    onnx = OnnxEmbedder.from_file("check", folder, model)
+    onnx = OnnxEmbedder.from_file("check", folder, model, precision=precision)
     ids = onnx.token_ids(_CHECK_TEXTS)
     least = np.ones(len(ids))
     order = np.random.default_rng(0).permutation(len(ids))

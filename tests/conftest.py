@@ -49,13 +49,12 @@ def embedder() -> SentenceTransformerEmbedder:
 def onnx_export(embedder) -> None:
     """The default encoder's ONNX export, made and checked against the torch model before any test
     starts a `rag` process (which would otherwise export it itself, once per machine)."""
-    from rag.embedding import bundled_model_path
+    from rag.embedding import bundled_model_path, onnx_precision
     from rag.onnx_encoder import ModelFolder, checked_export, default_cache_dir
 
     settings = Settings()
     if settings.encoder != "torch":
-        checked_export(ModelFolder.read(settings.embedding_path or bundled_model_path()),
-                       "int8" if settings.encoder == "onnx-int8" else "fp32",
+        checked_export(ModelFolder.read(settings.embedding_path or bundled_model_path()), onnx_precision(settings),
                        settings.encoder_cache or default_cache_dir(), reference=embedder)
 
 

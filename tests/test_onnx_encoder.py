@@ -65,13 +65,19 @@ def onnx_int8(encoder_cache, embedder) -> OnnxEmbedder:
 
 
 @pytest.fixture(scope="session")
+def onnx_bf16(encoder_cache, embedder) -> OnnxEmbedder:
+    """The default encoder: the fp32 export on OpenVINO with bf16 arithmetic."""
+    return OnnxEmbedder(MODEL, precision="bf16", cache_dir=encoder_cache, reference=embedder)
+
+
+@pytest.fixture(scope="session")
 def bbc_reference(embedder) -> tuple[list[str], np.ndarray]:
     texts = _bbc_texts() + QUERIES
     return texts, embedder.embed(texts)
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize(("precision", "floor"), [("fp32", 0.9999), ("int8", 0.99)])
+@pytest.mark.parametrize(("precision", "floor"), [("fp32", 0.9999), ("bf16", 0.9995), ("int8", 0.99)])
 def test_every_bbc_chunk_agrees_with_torch(request, bbc_reference, precision, floor):
     texts, expected = bbc_reference
     onnx = request.getfixturevalue(f"onnx_{precision}")
@@ -135,11 +141,12 @@ def test_concurrent_use_from_threads_gives_the_same_vectors(onnx_fp32):
         assert np.allclose(vectors, expected, atol=1e-6)
 
 
-def test_exports_are_named_by_weights_and_precision(onnx_fp32, onnx_int8, tmp_path):
+def test_exports_are_named_by_weights_and_precision(onnx_fp32, onnx_int8, onnx_bf16, tmp_path):
     folder = ModelFolder.read(bundled_model_path())
-    assert onnx_fp32.model_file.name == f"{export_stem(folder, 'fp32')}.onnx"
-    assert onnx_int8.model_file.name == f"{export_stem(folder, 'int8')}.onnx"
-    assert onnx_fp32.model_file.name != onnx_int8.model_file.name
+    files = {precision: embedder.model_file.name
+             for precision, embedder in (("fp32", onnx_fp32), ("int8", onnx_int8), ("bf16", onnx_bf16))}
+    assert files == {precision: f"{export_stem(folder, precision)}.onnx" for precision in files}
+    assert len(set(files.values())) == 3
     # A model folder whose weights differ gets another name: a stale export is never reused.
     copy = tmp_path / "model"
     shutil.copytree(folder.path, copy)
@@ -149,6 +156,8 @@ def test_exports_are_named_by_weights_and_precision(onnx_fp32, onnx_int8, tmp_pa
     assert export_stem(ModelFolder.read(copy), "fp32") != export_stem(folder, "fp32")
     record = json.loads(onnx_int8.model_file.with_suffix(".json").read_text())
     assert record["precision"] == "int8" and record["min_cosine"] >= 0.99
+    record = json.loads(onnx_bf16.model_file.with_suffix(".json").read_text())
+    assert record["precision"] == "bf16" and record["min_cosine"] >= 0.9995
 
 
 @pytest.mark.slow
@@ -204,7 +213,7 @@ def test_int8_index_is_not_searched_with_fp32(onnx_int8, onnx_fp32, tmp_path):
 
     settings = Settings(index_dir=tmp_path / "index", encoder="onnx-int8")
     assert embedder_name(settings) == onnx_int8.name != onnx_fp32.name
-    assert embedder_name(Settings(encoder="onnx")) == embedder_name(Settings(encoder="torch")) == MODEL
+    assert {embedder_name(Settings(encoder=kind)) for kind in ("torch", "onnx", "onnx-bf16")} == {MODEL}
     service = build_service(settings, onnx_int8)
     service.close()
     with pytest.raises(IndexMismatch, match="onnx-int8"):
@@ -212,7 +221,8 @@ def test_int8_index_is_not_searched_with_fp32(onnx_int8, onnx_fp32, tmp_path):
 
 
 def test_serving_with_onnx_imports_no_torch(bbc_index_dir, tmp_path):
-    """`rag serve`'s path (build_service, the app, a real /ask over HTTP) never imports torch."""
+    """`rag serve`'s path (build_service, the app, a real /ask over HTTP) with the default encoder
+    (bf16 on OpenVINO) never imports torch, and serves an index that torch's vectors built."""
     index = tmp_path / "index"
     shutil.copytree(bbc_index_dir, index)
     script = (
@@ -227,11 +237,13 @@ def test_serving_with_onnx_imports_no_torch(bbc_index_dir, tmp_path):
         "    answer = client.post('/ask', json={'question': 'What did the BBC report about the economy?'})\n"
         "heavy = sorted(m for m in ('torch', 'sentence_transformers', 'transformers') if m in sys.modules)\n"
         "print(json.dumps({'status': answer.status_code, 'heavy': heavy, 'model': service.embedder.name,\n"
-        "                  'kind': type(service.indexer.embedder).__name__}))\n"
+        "                  'kind': type(service.indexer.embedder).__name__,\n"
+        "                  'precision': service.indexer.embedder.precision}))\n"
     )
-    env = {**os.environ, "RAG_INDEX_DIR": str(index), "RAG_ENCODER": "onnx", "PYTHONPATH": str(ROOT)}
+    env = {**os.environ, "RAG_INDEX_DIR": str(index), "PYTHONPATH": str(ROOT)}
+    env.pop("RAG_ENCODER", None)
     result = subprocess.run([sys.executable, "-c", script], check=False, capture_output=True, text=True,
                             timeout=300, env=env, stdin=subprocess.DEVNULL, cwd=ROOT)
     assert result.returncode == 0, result.stderr[-2000:]
     report = json.loads(result.stdout.strip().splitlines()[-1])
-    assert report == {"status": 200, "heavy": [], "model": MODEL, "kind": "OnnxEmbedder"}
+    assert report == {"status": 200, "heavy": [], "model": MODEL, "kind": "OnnxEmbedder", "precision": "bf16"}
