@@ -1,9 +1,10 @@
-"""The sentence encoder on ONNX Runtime: all-MiniLM-L6-v2 exported locally from the bundled weights.
+"""The sentence encoder from an ONNX export of all-MiniLM-L6-v2, made locally from the bundled
+weights and run by ONNX Runtime (fp32, int8) or OpenVINO (bf16).
 
-Serving needs only onnxruntime (or OpenVINO for bf16), tokenizers and numpy: torch is imported
-only to export the model once (rag/onnx_export.py), when no checked export is in the cache. The exported graph holds the
-whole sentence-transformers pipeline of the model folder (modules.json: Transformer → mean
-Pooling over the attention mask → Normalize), so `embed` feeds word-piece ids and reads unit
+Serving needs only onnxruntime or openvino, tokenizers and numpy: torch is imported only to export
+the model once (rag/onnx_export.py), when no checked export is in the cache. The exported graph
+holds the whole sentence-transformers pipeline of the model folder (modules.json: Transformer →
+mean Pooling over the attention mask → Normalize), so `embed` feeds word-piece ids and reads unit
 vectors.
 
 Cache layout (`RAG_ENCODER_CACHE`): `<stem>.onnx` plus `<stem>.json`, the record of the check the
