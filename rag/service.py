@@ -6,8 +6,6 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-import faiss
-
 from rag.answer import Answerer
 from rag.answer.citations import SupportScorer
 from rag.answer.extractive import ExtractiveAnswerer
@@ -113,9 +111,6 @@ class Service:
 def build_service(settings: Settings, embedder: Embedder | None = None) -> Service:
     """Load the model (unless one is passed in, e.g. shared by tests) and open the index."""
     embedder = embedder or build_embedder(settings)
-    # One FAISS thread: on 2 cores a single query over 42k sentence vectors took 21 ms with
-    # OpenMP's threads and 6 ms without; requests already run side by side in server threads.
-    faiss.omp_set_num_threads(1)
     backend = build_backend(settings)  # before the store opens: a bad setting leaves nothing open
     store = Store(settings.index_dir, embedder.name, embedder.dimension, settings.faiss_index,
                   QdrantTarget.from_settings(settings))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import threading
 
 import faiss
 import numpy as np
@@ -90,6 +91,24 @@ def test_each_kind_finds_the_nearest_neighbours(built, data, kind):
     for row in (0, 123, N - 1):
         got = index.search(vectors[row], 10)
         assert got[0][0] == ids[row] and got[0][1] == pytest.approx(1.0, abs=1e-5)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_a_search_from_a_server_thread_runs_faiss_on_one_thread(built, data, kind):
+    """OpenMP's thread count is per calling thread: a search from a fresh thread (as the server's
+    thread pool makes them) must still use one thread, or two threads fight over 2 cores."""
+    _, vectors = data
+    seen: list[tuple[int, int]] = []
+
+    def search_from_a_new_thread() -> None:
+        before = faiss.omp_get_max_threads()
+        built[kind].search(vectors[0], 10)
+        seen.append((before, faiss.omp_get_max_threads()))
+
+    thread = threading.Thread(target=search_from_a_new_thread)
+    thread.start()
+    thread.join()
+    assert len(seen) == 1 and seen[0][1] == 1, seen
 
 
 def _assert_answers_as_flat(index: VectorIndex, flat: VectorIndex, vectors: np.ndarray, rows: np.ndarray,
