@@ -166,10 +166,11 @@ def _check_and_publish(folder: ModelFolder, precision: Precision, model: Path, t
     record = {"precision": precision, "min_cosine": float(cosines.min()), "mean_cosine": float(cosines.mean()),
               "texts": len(cosines), "sha256": sha256_of(model), "source": str(folder.path)}
     if record["min_cosine"] < MIN_COSINE[precision]:
+        fallback = "RAG_ENCODER=torch works" if precision == "fp32" else "RAG_ENCODER=onnx (fp32) or torch work"
         raise EncoderExportError(
             f"the {precision} ONNX export of {folder.path} disagrees with the torch model: least cosine "
             f"{record['min_cosine']:.6f} over {len(cosines)} texts, below the {MIN_COSINE[precision]} floor; "
-            f"not using it (RAG_ENCODER=torch works meanwhile)")
+            f"not using it ({fallback} meanwhile)")
     replace_durably(model, target)
     record_tmp = model.with_suffix(".json")  # in the work folder, beside the model
     record_tmp.write_text(json.dumps(record, indent=2) + "\n")
