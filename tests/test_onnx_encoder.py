@@ -123,13 +123,17 @@ def test_long_texts_are_truncated_like_torch(onnx_fp32, onnx_int8, embedder):
     assert float(onnx_int8.embed([long])[0] @ torch_vectors[1]) > 0.99
 
 
-def test_concurrent_use_from_threads_gives_the_same_vectors(onnx_fp32):
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_concurrent_use_from_threads_gives_the_same_vectors(request, precision):
+    """Server threads share one embedder: ONNX Runtime's session, or OpenVINO's one infer request
+    (whose output buffer the next run reuses)."""
+    encoder = request.getfixturevalue(f"onnx_{precision}")
     texts = _bbc_texts(5)[:20]
-    expected = onnx_fp32.embed(texts)
+    expected = encoder.embed(texts)
     results: list[np.ndarray] = []
 
     def work() -> None:
-        results.append(onnx_fp32.embed(texts))
+        results.append(encoder.embed(texts))
 
     threads = [threading.Thread(target=work) for _ in range(4)]
     for thread in threads:
