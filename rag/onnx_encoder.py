@@ -22,6 +22,7 @@ import os
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
@@ -148,8 +149,10 @@ def export_problem(model: Path) -> str | None:
     return None
 
 
+@cache
 def openvino_has_native_bf16() -> bool:
-    """Whether this CPU multiplies in bf16 (AVX512_BF16 or AMX); elsewhere OpenVINO runs bf16 as fp32."""
+    """Whether this CPU multiplies in bf16 (AVX512_BF16 or AMX); elsewhere OpenVINO runs bf16 as fp32.
+    Asked once per process: the CPU does not change."""
     import openvino
 
     return "BF16" in openvino.Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES")
