@@ -407,7 +407,8 @@ def answerer(ctx: click.Context, file: Path, out: Path | None, exclude_articles:
     with _squad_service(settings, squad_articles, None, caching=True) as service:
         click.echo(f"computing features of {len(questions)} questions", err=True)
         with _bar(len(questions)) as bar:
-            examples = collect(service.search, ExtractiveAnswerer(service.embedder), questions, bar.update)
+            examples = collect(service.search, ExtractiveAnswerer(service.embedder, service.pieces), questions,
+                               bar.update)
     click.echo("fitting", err=True)
     model = train(examples, trained_on(file, sorted({q.article for q in questions}), len(questions)))
     model.save(out)

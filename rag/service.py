@@ -10,11 +10,12 @@ from rag.answer import Answerer
 from rag.answer.citations import SupportScorer
 from rag.answer.extractive import ExtractiveAnswerer
 from rag.answer.llm import LLMAnswerer
+from rag.answer.wordpieces import WordPieceVectors
 from rag.briefing import Briefer, Briefing, Progress
 from rag.chat import Chat, ChatReply, Turn
 from rag.chunking import Chunker
 from rag.config import Settings
-from rag.embedding import Embedder, build_embedder
+from rag.embedding import Embedder, build_embedder, bundled_model_path
 from rag.embedding_cache import CachedEmbedder
 from rag.errors import InvalidInput
 from rag.indexer import Indexer
@@ -37,6 +38,7 @@ class Service:
     indexer: Indexer
     retriever: Retriever
     answerer: Answerer
+    pieces: WordPieceVectors  # the extractive answerer's, for training and cross-validating it
     # The LLM backend for briefings (map-reduce) and chat (condense prompt); None = offline.
     llm: LLM | None = None
 
@@ -117,7 +119,9 @@ def build_service(settings: Settings, embedder: Embedder | None = None) -> Servi
     chunker = Chunker(budget=settings.chunk_tokens, overlap=settings.chunk_overlap_tokens)
     # Question-time code reads the sentence vectors ingest stored; only the question is embedded.
     stored = CachedEmbedder(embedder, store.docstore.cached_vectors)
-    extractive = ExtractiveAnswerer.with_model(stored, settings.answerer_model, settings.abstention)
+    # The learned answerer's soft overlaps read the bundled model's word pieces, whichever encoder runs.
+    pieces = WordPieceVectors(bundled_model_path())
+    extractive = ExtractiveAnswerer.with_model(stored, pieces, settings.answerer_model, settings.abstention)
     answerer: Answerer = extractive
     if backend is not None:
         answerer = LLMAnswerer(
@@ -138,5 +142,6 @@ def build_service(settings: Settings, embedder: Embedder | None = None) -> Servi
         indexer=indexer,
         retriever=Retriever(store, stored, settings.candidates, settings.dense_weight, settings.article_weight),
         answerer=answerer,
+        pieces=pieces,
         llm=backend.llm if backend is not None else None,
     )

@@ -45,6 +45,14 @@ def embedder() -> SentenceTransformerEmbedder:
     return SentenceTransformerEmbedder(Settings().embedding_model)
 
 
+@pytest.fixture(scope="session")
+def pieces():
+    from rag.answer.wordpieces import WordPieceVectors
+    from rag.embedding import bundled_model_path
+
+    return WordPieceVectors(bundled_model_path())
+
+
 @pytest.fixture(scope="session", autouse=True)
 def onnx_export(embedder) -> None:
     """The default encoder's ONNX export, made and checked against the torch model before any test

@@ -17,6 +17,7 @@ from rag.answer.model import (
     load_model,
 )
 from rag.answer.training import CachingEmbedder, answer_f1, collect, folds, train
+from rag.answer.wordpieces import soft_overlaps
 from rag.eval.runner import load_squad
 from rag.eval.squad import normalize_answer
 from rag.types import Article
@@ -41,7 +42,7 @@ def test_span_candidates_hold_the_typed_answer_and_never_only_question_words():
     assert not _column(x, F.SPAN_FEATURES, "name:typed_exact").any()
 
 
-def test_sentence_features_see_missing_key_terms(embedder):
+def test_sentence_features_see_missing_key_terms(embedder, pieces):
     from rag.types import Passage, Span
 
     text = "Rollo was a Viking leader. He signed a treaty with King Charles III in 911."
@@ -52,7 +53,8 @@ def test_sentence_features_see_missing_key_terms(embedder):
                                ("Who signed a treaty with Louis IX?", 0.0)]:
         q = F.question_info(question)
         vectors = embedder.embed([question] + [c.text for c in cands])
-        x = F.sentence_features(q, cands, vectors[1:] @ vectors[0])
+        soft = soft_overlaps(pieces, question, [(c.text, c.before) for c in cands])
+        x = F.sentence_features(q, cands, vectors[1:] @ vectors[0], soft)
         assert x.shape == (2, len(F.SENTENCE_FEATURES))
         coverage = _column(x, F.SENTENCE_FEATURES, "keys_in_sentence")
         assert coverage[1] == expected  # "charles", "iii" vs "louis", "ix"
@@ -95,7 +97,7 @@ def test_learned_answerer_cites_verbatim_and_abstains_with_the_closest(service):
             "The mine employs 4,200 workers, the owner Vantrex said. "
             "Vantrex was founded in 1987 by Ilse Marrow.")
     service.ingest([Article(id="z", title="Zorblat mine reopens", text=text)])
-    service.answerer = ExtractiveAnswerer.with_model(service.embedder, "shipped")
+    service.answerer = ExtractiveAnswerer.with_model(service.embedder, service.pieces, "shipped")
     assert service.answerer.model is not None
     answer = service.ask("Who founded Vantrex?")
     assert not answer.abstained and answer.text.endswith(" [1]"), answer
@@ -111,7 +113,7 @@ def test_training_on_a_few_questions_writes_a_usable_model(service, tmp_path):
     articles, questions = load_squad(DEV_A)
     service.ingest(a for a in articles if a.title == "Normans")
     subset = [q for q in questions if q.article == "Normans"][:60]
-    answerer = ExtractiveAnswerer(CachingEmbedder(service.embedder))
+    answerer = ExtractiveAnswerer(CachingEmbedder(service.embedder), service.pieces)
     examples = collect(service.search, answerer, subset)
     model = train(examples, {"file": "x"})
     model.save(tmp_path / "m.json")

@@ -14,6 +14,7 @@ import numpy as np
 from rag.answer import features as F
 from rag.answer.model import AnswererModel, load_model, sigmoid
 from rag.answer.spans import content_terms, key_terms, nearest_typed_span, words
+from rag.answer.wordpieces import WordPieceVectors, soft_overlaps
 from rag.embedding import Embedder
 from rag.types import Answer, Citation, Passage
 
@@ -64,6 +65,7 @@ class ExtractiveAnswerer:
     similarity and IDF-weighted overlap of question terms, a typed span, thresholds to abstain."""
 
     embedder: Embedder
+    pieces: WordPieceVectors  # static word-piece vectors, for the learned model's soft overlaps
     min_cosine: float = 0.30  # below this the best sentence is about something else
     min_overlap: float = 0.25  # share of the question's (IDF-weighted) terms the sentence holds
     backend: str = "extractive"
@@ -75,10 +77,10 @@ class ExtractiveAnswerer:
             raise ValueError(f"abstention must be 'rules' or 'learned', got {self.abstention!r}")
 
     @classmethod
-    def with_model(cls, embedder: Embedder, setting: str = "shipped", abstention: str = "rules"
-                   ) -> ExtractiveAnswerer:
+    def with_model(cls, embedder: Embedder, pieces: WordPieceVectors, setting: str = "shipped",
+                   abstention: str = "rules") -> ExtractiveAnswerer:
         """The answerer with the model `Settings.answerer_model` names (see `load_model`)."""
-        return cls(embedder, model=load_model(setting), abstention=abstention)
+        return cls(embedder, pieces, model=load_model(setting), abstention=abstention)
 
     def answer(self, question: str, passages: list[Passage]) -> Answer:
         if not passages:
@@ -105,7 +107,8 @@ class ExtractiveAnswerer:
         if not cands:
             return Prepared(info, cands, np.zeros((0, len(F.SENTENCE_FEATURES))))
         vectors = self.embedder.embed([question] + [c.text for c in cands])
-        return Prepared(info, cands, F.sentence_features(info, cands, vectors[1:] @ vectors[0]))
+        soft = soft_overlaps(self.pieces, question, [(c.text, c.before) for c in cands])
+        return Prepared(info, cands, F.sentence_features(info, cands, vectors[1:] @ vectors[0], soft))
 
     @staticmethod
     def decide(prepared: Prepared, model: AnswererModel,

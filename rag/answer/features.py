@@ -75,6 +75,7 @@ class Sentence:
     text: str
     rank: int  # of its passage in retrieval order
     window: str  # the sentence with the one before and after it in the same passage
+    before: str  # the sentence before it in the same passage ("" for the first)
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,7 +123,7 @@ def sentences(passages: list[Passage]) -> list[Sentence]:
                 continue
             seen.add(key)
             window = " ".join(texts[max(0, i - 1): i + 2])
-            out.append(Sentence(passage, span, texts[i], rank, window))
+            out.append(Sentence(passage, span, texts[i], rank, window, texts[i - 1] if i else ""))
     return out
 
 
@@ -150,11 +151,15 @@ SENTENCE_FEATURES = (
     "bias", "cosine", "cosine_gap", "cosine_rank", "overlap", "overlap_gap", "overlap_window",
     "overlap_passage", "bigrams", "passage_rank", "fused_score", "has_typed_span", "keys_in_sentence",
     "keys_in_window", "keys_in_passage", "first_in_passage", "log_words",
+    "soft_overlap", "soft_overlap_gap", "soft_overlap_with_before", "soft_overlap_with_before_gap",
 )
 
 
-def sentence_features(question: QuestionInfo, cands: list[Sentence], cosines: np.ndarray) -> np.ndarray:
-    """One row of SENTENCE_FEATURES per candidate sentence."""
+def sentence_features(question: QuestionInfo, cands: list[Sentence], cosines: np.ndarray,
+                      soft: np.ndarray) -> np.ndarray:
+    """One row of SENTENCE_FEATURES per candidate sentence. `soft` holds each candidate's soft
+    overlap with the question, alone and read with the sentence before it
+    (`rag.answer.wordpieces.soft_overlaps`)."""
     bags = [stems(c.text) | stems(c.passage.title) for c in cands]
     windows = [stems(c.window) | stems(c.passage.title) for c in cands]
     passage_bags: dict[str, set[str]] = {}
@@ -185,6 +190,7 @@ def sentence_features(question: QuestionInfo, cands: list[Sentence], cosines: np
             sum(_has_key(k, passage_text) for k in keys) / max(1, len(keys)),
             float(c.span.start == c.passage.sentences[0].start),
             math.log(1 + len(c.text.split())),
+            soft[i, 0], soft[i, 0] - soft[:, 0].max(), soft[i, 1], soft[i, 1] - soft[:, 1].max(),
         ])
     return np.array(rows, dtype=np.float64).reshape(len(cands), len(SENTENCE_FEATURES))
 

@@ -96,11 +96,11 @@ def cross_validate(service: Service, questions: Sequence[Question], k: int,
     from rag.answer.training import SpanCache, collect, folds, train
 
     log(f"computing features of {len(questions)} questions")
-    examples = collect(service.search, ExtractiveAnswerer(service.embedder), questions, progress)
+    examples = collect(service.search, ExtractiveAnswerer(service.embedder, service.pieces), questions, progress)
     reports, spans_of = [], SpanCache()
     for i, held_out in enumerate(folds(sorted({q.article for q in questions}), k), 1):
         model = train([ex for ex in examples if ex.question.article not in held_out], spans_of=spans_of)
-        service.answerer = ExtractiveAnswerer(service.embedder, model=model,
+        service.answerer = ExtractiveAnswerer(service.embedder, service.pieces, model=model,
                                               abstention=service.settings.abstention)
         report, _ = evaluate(service, [q for q in questions if q.article in held_out], progress)
         reports.append(report)

@@ -1,0 +1,50 @@
+import json
+import struct
+
+import numpy as np
+import pytest
+from safetensors.numpy import load_file
+
+from rag.answer.wordpieces import TABLE, WordPieceVectors, soft_overlaps
+from rag.embedding import bundled_model_path
+
+
+def test_the_mapped_table_is_the_models_word_piece_embeddings(pieces):
+    reference = load_file(str(bundled_model_path() / "model.safetensors"))[TABLE]
+    ids = np.array(pieces.ids(["Kublai Khan bought grain"])[0])
+    expected = reference[ids] / np.linalg.norm(reference[ids], axis=1, keepdims=True)
+    np.testing.assert_allclose(pieces.unit_vectors(ids), expected, rtol=1e-6)
+    assert pieces.content_ids("What did the khan buy?") == pieces.ids(["khan buy"])[0]
+
+
+def test_soft_overlap_counts_verbatim_related_and_preceding_words(pieces):
+    question = "When did the company purchase the factory?"
+    candidates = [
+        ("In 1998 the company purchased the factory.", ""),  # the words themselves
+        ("In 1998 the firm bought the plant.", ""),  # related words only
+        ("Rain fell on the hills all week.", ""),  # nothing of the question
+        ("It bought it in 1998.", "The company had long wanted the factory."),  # words in the sentence before
+    ]
+    soft = soft_overlaps(pieces, question, candidates)
+    assert soft.shape == (4, 2)
+    alone, with_before = soft[:, 0], soft[:, 1]
+    assert alone[0] > alone[1] > alone[2]
+    assert with_before[3] > alone[3] and with_before[3] > alone[1]
+    assert np.array_equal(with_before[:3], alone[:3])  # no sentence before: nothing added
+    assert with_before.max() <= 1.0 + 1e-6
+    assert soft_overlaps(pieces, "Where is the factory?", [("The factory is in Leeds.", "")])[0, 0] == pytest.approx(1.0)
+
+
+def test_a_question_of_stop_words_only_scores_zero(pieces):
+    assert not soft_overlaps(pieces, "What was it?", [("It was there.", "")]).any()
+    assert soft_overlaps(pieces, "Who?", []).shape == (0, 0)
+
+
+def test_a_weights_file_without_the_table_is_refused_by_name(tmp_path):
+    folder = tmp_path / "model"
+    folder.mkdir()
+    (folder / "tokenizer.json").write_bytes((bundled_model_path() / "tokenizer.json").read_bytes())
+    header = json.dumps({"other.weight": {"dtype": "F32", "shape": [2, 2], "data_offsets": [0, 16]}}).encode()
+    (folder / "model.safetensors").write_bytes(struct.pack("<Q", len(header)) + header + bytes(16))
+    with pytest.raises(ValueError, match="no tensor 'embeddings.word_embeddings.weight'"):
+        WordPieceVectors(folder)
