@@ -53,7 +53,7 @@ def test_sentence_features_see_missing_key_terms(embedder, pieces):
                                ("Who signed a treaty with Louis IX?", 0.0)]:
         q = F.question_info(question)
         vectors = embedder.embed([question] + [c.text for c in cands])
-        soft = soft_overlaps(pieces, question, [(c.text, c.before) for c in cands])
+        soft = soft_overlaps(pieces, question, [c.text for c in cands], [c.before for c in cands])
         x = F.sentence_features(q, cands, vectors[1:] @ vectors[0], soft)
         assert x.shape == (2, len(F.SENTENCE_FEATURES))
         coverage = _column(x, F.SENTENCE_FEATURES, "keys_in_sentence")

@@ -9,11 +9,13 @@ from rag.answer.wordpieces import TABLE, WordPieceVectors, soft_overlaps
 from rag.embedding import bundled_model_path
 
 
-def test_the_mapped_table_is_the_models_word_piece_embeddings(pieces):
+def test_the_table_is_the_models_word_piece_embeddings_to_int8_rounding(pieces):
     reference = load_file(str(bundled_model_path() / "model.safetensors"))[TABLE]
-    ids = np.array(pieces.ids(["Kublai Khan bought grain"])[0])
+    ids = np.array(pieces.ids(["Kublai Khan bought grain in 1271"])[0] + [0, len(reference) - 1])
     expected = reference[ids] / np.linalg.norm(reference[ids], axis=1, keepdims=True)
-    np.testing.assert_allclose(pieces.unit_vectors(ids), expected, rtol=1e-6)
+    rows = pieces.unit_vectors(ids)
+    assert np.all(np.sum(rows * expected, axis=1) / np.linalg.norm(rows, axis=1) > 0.999)  # least over the whole table: 0.9995
+    np.testing.assert_allclose(np.linalg.norm(rows, axis=1), 1.0, atol=5e-3)
     assert pieces.content_ids("What did the khan buy?") == pieces.ids(["khan buy"])[0]
 
 
@@ -25,19 +27,21 @@ def test_soft_overlap_counts_verbatim_related_and_preceding_words(pieces):
         ("Rain fell on the hills all week.", ""),  # nothing of the question
         ("It bought it in 1998.", "The company had long wanted the factory."),  # words in the sentence before
     ]
-    soft = soft_overlaps(pieces, question, candidates)
+    soft = soft_overlaps(pieces, question, *zip(*candidates, strict=True))
     assert soft.shape == (4, 2)
     alone, with_before = soft[:, 0], soft[:, 1]
     assert alone[0] > alone[1] > alone[2]
     assert with_before[3] > alone[3] and with_before[3] > alone[1]
     assert np.array_equal(with_before[:3], alone[:3])  # no sentence before: nothing added
-    assert with_before.max() <= 1.0 + 1e-6
-    assert soft_overlaps(pieces, "Where is the factory?", [("The factory is in Leeds.", "")])[0, 0] == pytest.approx(1.0)
+    assert with_before.max() <= 1.0 + 5e-3  # 1 for a word found verbatim, to the int8 rounding
+    assert soft_overlaps(pieces, "Where is the factory?", ["The factory is in Leeds."], [""])[0, 0] == pytest.approx(1.0, abs=5e-3)
 
 
 def test_a_question_of_stop_words_only_scores_zero(pieces):
-    assert not soft_overlaps(pieces, "What was it?", [("It was there.", "")]).any()
-    assert soft_overlaps(pieces, "Who?", []).shape == (0, 0)
+    assert not soft_overlaps(pieces, "What was it?", ["It was there."], [""]).any()
+    assert soft_overlaps(pieces, "Who is he?", [], []).shape == (0, 2)
+    with pytest.raises(ValueError, match="2 sentences but 1 sentences before them"):
+        soft_overlaps(pieces, "Who built it?", ["A built it.", "B did."], [""])
 
 
 def test_a_weights_file_without_the_table_is_refused_by_name(tmp_path):

@@ -107,7 +107,7 @@ class ExtractiveAnswerer:
         if not cands:
             return Prepared(info, cands, np.zeros((0, len(F.SENTENCE_FEATURES))))
         vectors = self.embedder.embed([question] + [c.text for c in cands])
-        soft = soft_overlaps(self.pieces, question, [(c.text, c.before) for c in cands])
+        soft = soft_overlaps(self.pieces, question, [c.text for c in cands], [c.before for c in cands])
         return Prepared(info, cands, F.sentence_features(info, cands, vectors[1:] @ vectors[0], soft))
 
     @staticmethod
