@@ -1,3 +1,5 @@
+"""Soft overlaps of question and sentence word pieces: the table read from the bundled weights, and what it scores."""
+
 import json
 import struct
 

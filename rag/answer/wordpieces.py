@@ -35,7 +35,6 @@ class WordPieceVectors:
     def __init__(self, folder: Path) -> None:
         from tokenizers import Tokenizer
 
-        self.folder = folder
         self._tokenizer = Tokenizer.from_file(str(folder / "tokenizer.json"))
         self._tokenizer.no_truncation()
         self._tokenizer.no_padding()
@@ -93,9 +92,8 @@ def soft_overlaps(pieces: WordPieceVectors, question: str, sentences: Sequence[s
     sets = [set(ids[at[t]]) for t in sentences]
     idf = np.array([math.log(1 + len(sets) / (1 + sum(q in s for s in sets))) for q in query])
     weights = idf / idf.sum()
-    scores = np.stack([weights @ np.where(np.isfinite(alone), alone, 0.0),
-                       weights @ np.where(np.isfinite(with_before), with_before, 0.0)], axis=1)
-    return scores
+    return np.stack([weights @ np.where(np.isfinite(alone), alone, 0.0),
+                     weights @ np.where(np.isfinite(with_before), with_before, 0.0)], axis=1)
 
 
 def _tensor_blocks(path: Path, name: str, rows_per_block: int = 4096) -> Iterator[np.ndarray]:
