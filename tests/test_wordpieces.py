@@ -21,6 +21,21 @@ def test_the_table_is_the_models_word_piece_embeddings_to_int8_rounding(pieces):
     assert pieces.content_ids("What did the khan buy?") == pieces.ids(["khan buy"])[0]
 
 
+def test_word_piece_ids_are_the_tokenizers_with_and_without_the_word_cache():
+    from tokenizers import Tokenizer
+
+    tokenizer = Tokenizer.from_file(str(bundled_model_path() / "tokenizer.json"))
+    tokenizer.no_padding()  # the file pads to 128 and truncates, as the encoder wants
+    tokenizer.no_truncation()
+    texts = ["Café naïve RÉSUMÉ, “quoted” foo_bar 3.5% e-mail", "Kublai Khan's  capital\tDadu",
+             "non\u00a0breaking\u2003spaces; 中文字", "", "Kublai Khan's capital was Dadu."]
+    expected = [e.ids for e in tokenizer.encode_batch(texts, add_special_tokens=False)]
+    small = WordPieceVectors(bundled_model_path(), max_cached_words=5)  # refilled on every call
+    for pieces_ in (WordPieceVectors(bundled_model_path()), small):
+        assert pieces_.ids(texts) == expected
+        assert pieces_.ids(texts[::-1]) == expected[::-1]  # from the cache this time
+
+
 def test_soft_overlap_counts_verbatim_related_and_preceding_words(pieces):
     question = "When did the company purchase the factory?"
     candidates = [
