@@ -32,8 +32,9 @@ class WordPieceVectors:
     against 47 MB in float32); rounding moves a cosine by about 1e-3, far below what the feature
     tells apart. The file is read in blocks, so loading never holds the float32 table whole."""
 
-    def __init__(self, folder: Path, max_cached_words: int = 200_000) -> None:
-        """`max_cached_words` bounds the word → ids cache of `ids` (~20 MB when full)."""
+    def __init__(self, folder: Path, max_cached_words: int = 100_000) -> None:
+        """`max_cached_words` bounds the word → ids cache of `ids`: the 2,225 BBC articles hold
+        65,553 distinct space-separated words, and 50,000 of them took 7.7 MB."""
         from tokenizers import Tokenizer
 
         self._tokenizer = Tokenizer.from_file(str(folder / "tokenizer.json"))
