@@ -31,9 +31,9 @@ def test_word_piece_ids_are_the_tokenizers_with_and_without_the_word_cache():
              "non\u00a0breaking\u2003spaces; 中文字", "", "Kublai Khan's capital was Dadu."]
     expected = [e.ids for e in tokenizer.encode_batch(texts, add_special_tokens=False)]
     small = WordPieceVectors(bundled_model_path(), max_cached_words=5)  # refilled on every call
-    for pieces_ in (WordPieceVectors(bundled_model_path()), small):
-        assert pieces_.ids(texts) == expected
-        assert pieces_.ids(texts[::-1]) == expected[::-1]  # from the cache this time
+    for vectors in (WordPieceVectors(bundled_model_path()), small):
+        assert vectors.ids(texts) == expected
+        assert vectors.ids(texts[::-1]) == expected[::-1]  # from the cache this time
 
 
 def test_soft_overlap_counts_verbatim_related_and_preceding_words(pieces):
