@@ -64,6 +64,10 @@ class Settings(BaseSettings):
         0.15, ge=0.0, le=1.0,
         description="Weight of a passage's article's best three fused scores added to its own (0: off; "
                     "tuned on dev-a folds with the BBC corpus as distractors)")
+    coverage_weight: float = Field(
+        0.1, ge=0.0, le=1.0,
+        description="Weight of the question's soft coverage added to the best 20 passages' fused scores "
+                    "(0: off; tuned on dev-a folds with the BBC corpus as distractors)")
     top_k: int = Field(5, ge=1, le=50, description="Passages an answer draws on")
     answerer_model: str = Field(
         "shipped", description="Learned sentence and span scorers of the extractive answerer: 'shipped' "

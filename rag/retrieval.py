@@ -1,4 +1,5 @@
-"""Hybrid retrieval: BM25 and dense hits, fused by a convex combination, filtered by metadata."""
+"""Hybrid retrieval: BM25 and dense hits, fused by a convex combination, filtered by metadata; the
+best passages re-scored by how much of the question they hold."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from rag.embedding import Embedder
 from rag.errors import InvalidInput
 from rag.store import Store
 from rag.types import NO_FILTERS, Filters, Passage
+from rag.wordpieces import WordPieceVectors, soft_coverage
 
 
 def convex_fusion(dense: Sequence[tuple[int, float]], keyword: Sequence[tuple[int, float]],
@@ -47,19 +49,41 @@ def article_boost(fused: Sequence[tuple[int, float]], article_of: Mapping[int, s
     return sorted(boosted, key=lambda item: -item[1])
 
 
+def coverage_rescored(passages: Sequence[Passage], coverage: Sequence[float], weight: float) -> list[Passage]:
+    """Add `weight` × the question's soft coverage (`rag.wordpieces.soft_coverage`) to each
+    passage's fused score, best first. Fusion scores a passage by its best sentence (dense) and by
+    its rarest shared terms (BM25), which an unrelated article can match by chance ("Gate" stems as
+    Bill Gates does); the coverage asks how many of the question's words, or close ones, it holds. On dev-a (means over its 8 articles),
+    re-scoring the best 20 passages with weight 0.1: recall@1 80.5 → 81.7, recall@5 96.4 → 96.4,
+    and with the BBC corpus beside it 94.3 → 94.8, a distractor drop of 1.6 instead of 2.1. The
+    weights 0.1-0.4 do alike for retrieval; above 0.1 the answerer's sentence choice lost a little
+    (74.9 → 74.4 at 0.2), as more passages full of the question's words reach it. Re-scoring 30
+    passages changed no recall@5."""
+    rescored = [replace(p, score=p.score + weight * max(0.0, float(c)),
+                        scores={**p.scores, "coverage": float(c)}) for p, c in zip(passages, coverage, strict=True)]
+    return sorted(rescored, key=lambda p: -p.score)
+
+
 @dataclass
 class Retriever:
     store: Store
     embedder: Embedder
+    pieces: WordPieceVectors
     candidates: int = 100
     dense_weight: float = 0.7
     article_weight: float = 0.15  # see `article_boost`
+    coverage_weight: float = 0.1  # see `coverage_rescored`
+    rescored: int = 20  # passages re-scored by coverage
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.dense_weight <= 1.0:
             raise ValueError(f"dense_weight must be between 0 and 1, got {self.dense_weight}")
         if self.article_weight < 0.0:
             raise ValueError(f"article_weight must be >= 0, got {self.article_weight}")
+        if self.coverage_weight < 0.0:
+            raise ValueError(f"coverage_weight must be >= 0, got {self.coverage_weight}")
+        if self.rescored < 1:
+            raise ValueError(f"rescored must be >= 1, got {self.rescored}")
 
     def search(self, query: str, top_k: int = 5, filters: Filters = NO_FILTERS) -> list[Passage]:
         if not query.strip():
@@ -79,12 +103,21 @@ class Retriever:
         fused = convex_fusion(dense, keyword, self.dense_weight)
         if self.article_weight:
             fused = article_boost(fused, indexes.chunk_articles, self.article_weight)
-        cosine, bm25 = dict(dense), dict(keyword)
+        passages = self._hydrated(fused, dict(dense), dict(keyword), max(top_k, self.rescored))
+        if self.coverage_weight:
+            # Re-scoring adds a score >= 0 to the first passages only, so they stay above the rest.
+            head = passages[: self.rescored]
+            coverage = soft_coverage(self.pieces, query, [p.text for p in head])
+            passages = coverage_rescored(head, coverage, self.coverage_weight) + passages[self.rescored :]
+        return passages[:top_k]
+
+    def _hydrated(self, fused: list[tuple[int, float]], cosine: dict[int, float], bm25: dict[int, float],
+                  wanted: int) -> list[Passage]:
+        """The first `wanted` fused hits that are still stored, as passages, read best first in
+        batches: rows deleted or replaced since the snapshot was built are absent, hence dropped."""
         passages: list[Passage] = []
-        # Read passages best first, a few more than wanted at a time: rows deleted or replaced
-        # since the snapshot was built are absent from the docstore, hence dropped.
-        for start in range(0, len(fused), 2 * top_k):
-            batch = fused[start : start + 2 * top_k]
+        for start in range(0, len(fused), wanted):
+            batch = fused[start : start + wanted]
             rows = self.store.docstore.hydrate([rowid for rowid, _ in batch])
             for rowid, score in batch:
                 passage = rows.get(rowid)
@@ -96,6 +129,6 @@ class Retriever:
                 if rowid in bm25:
                     scores["bm25"] = bm25[rowid]
                 passages.append(replace(passage, score=score, scores=scores))
-                if len(passages) == top_k:
+                if len(passages) == wanted:
                     return passages
         return passages

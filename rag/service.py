@@ -10,7 +10,6 @@ from rag.answer import Answerer
 from rag.answer.citations import SupportScorer
 from rag.answer.extractive import ExtractiveAnswerer
 from rag.answer.llm import LLMAnswerer
-from rag.answer.wordpieces import WordPieceVectors
 from rag.briefing import Briefer, Briefing, Progress
 from rag.chat import Chat, ChatReply, Turn
 from rag.chunking import Chunker
@@ -23,6 +22,7 @@ from rag.llm import build_backend
 from rag.retrieval import Retriever
 from rag.store import QdrantTarget, Store, WriterBusy
 from rag.types import NO_FILTERS, Answer, Article, Filters, IngestFailure, IngestReport, Passage
+from rag.wordpieces import WordPieceVectors
 
 if TYPE_CHECKING:
     from llama_index.core.llms import LLM
@@ -38,7 +38,7 @@ class Service:
     indexer: Indexer
     retriever: Retriever
     answerer: Answerer
-    pieces: WordPieceVectors  # the extractive answerer's, for training and cross-validating it
+    pieces: WordPieceVectors  # the retriever's and extractive answerer's, for training and cross-validating it
     # The LLM backend for briefings (map-reduce) and chat (condense prompt); None = offline.
     llm: LLM | None = None
 
@@ -119,7 +119,8 @@ def build_service(settings: Settings, embedder: Embedder | None = None) -> Servi
     chunker = Chunker(budget=settings.chunk_tokens, overlap=settings.chunk_overlap_tokens)
     # Question-time code reads the sentence vectors ingest stored; only the question is embedded.
     stored = CachedEmbedder(embedder, store.docstore.cached_vectors)
-    # The learned answerer's soft overlaps read the bundled model's word pieces, whichever encoder runs.
+    # Retrieval's re-scoring and the answerer's soft overlaps read the bundled model's word pieces,
+    # whichever encoder runs.
     pieces = WordPieceVectors(bundled_model_path())
     extractive = ExtractiveAnswerer.with_model(stored, pieces, settings.answerer_model, settings.abstention)
     answerer: Answerer = extractive
@@ -140,7 +141,8 @@ def build_service(settings: Settings, embedder: Embedder | None = None) -> Servi
         embedder=stored,
         store=store,
         indexer=indexer,
-        retriever=Retriever(store, stored, settings.candidates, settings.dense_weight, settings.article_weight),
+        retriever=Retriever(store, stored, pieces, settings.candidates, settings.dense_weight,
+                            settings.article_weight, settings.coverage_weight),
         answerer=answerer,
         pieces=pieces,
         llm=backend.llm if backend is not None else None,

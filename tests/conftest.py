@@ -47,8 +47,8 @@ def embedder() -> SentenceTransformerEmbedder:
 
 @pytest.fixture(scope="session")
 def pieces():
-    from rag.answer.wordpieces import WordPieceVectors
     from rag.embedding import bundled_model_path
+    from rag.wordpieces import WordPieceVectors
 
     return WordPieceVectors(bundled_model_path())
 

@@ -17,10 +17,10 @@ from rag.answer.model import (
     load_model,
 )
 from rag.answer.training import CachingEmbedder, answer_f1, collect, folds, train
-from rag.answer.wordpieces import soft_overlaps
 from rag.eval.runner import load_squad
 from rag.eval.squad import normalize_answer
 from rag.types import Article
+from rag.wordpieces import soft_overlaps
 from tests.test_eval import DEV_A
 
 

@@ -1,9 +1,12 @@
-"""Fusion and the article boost: the pure functions, and through a real index."""
+"""Fusion, the article boost and the coverage re-scoring: the pure functions, and through a real index."""
 
 import pytest
 
-from rag.retrieval import Retriever, article_boost, convex_fusion
-from rag.types import Article
+from rag.eval.runner import load_squad
+from rag.ingest import read_file
+from rag.retrieval import Retriever, article_boost, convex_fusion, coverage_rescored
+from rag.types import Article, Passage
+from tests.conftest import BBC, SHARED
 
 STORY = " ".join([
     "Dock workers at the port of Rotterdam walked out on Monday over pay.",
@@ -46,15 +49,55 @@ def test_a_stray_match_gives_way_to_the_story_the_question_is_about(service):
     question = "Why did the dockers strike?"
 
     def articles(weight: float) -> list[str]:
-        retriever = Retriever(service.store, service.embedder, article_weight=weight)
+        retriever = Retriever(service.store, service.embedder, service.pieces, article_weight=weight,
+                              coverage_weight=0.0)
         return [p.article_id for p in retriever.search(question, top_k=4)]
 
     plain, boosted = articles(0.0), articles(0.15)
     assert plain.index("stray") < plain.count("story")  # without the boost it outranks part of the story
     assert boosted == ["story"] * (len(boosted) - 1) + ["stray"]
-    assert service.search(question, 4) and [p.article_id for p in service.search(question, 4)] == boosted
+    assert [p.article_id for p in service.search(question, 4)] == boosted  # coverage re-scoring keeps it so
 
 
-def test_a_negative_article_weight_is_refused(service):
-    with pytest.raises(ValueError, match="article_weight must be >= 0, got -0.1"):
-        Retriever(service.store, service.embedder, article_weight=-0.1)
+def test_a_negative_weight_or_an_empty_re_scoring_is_refused(service):
+    for bad, message in [({"article_weight": -0.1}, "article_weight must be >= 0, got -0.1"),
+                         ({"coverage_weight": -0.5}, "coverage_weight must be >= 0, got -0.5"),
+                         ({"rescored": 0}, "rescored must be >= 1, got 0")]:
+        with pytest.raises(ValueError, match=message):
+            Retriever(service.store, service.embedder, service.pieces, **bad)
+
+
+def _passage(chunk_id: str, score: float) -> Passage:
+    return Passage(chunk_id=chunk_id, article_id=chunk_id.split(":")[0], title="", text="", start=0, end=0,
+                   sentences=(), score=score, scores={"fused": score})
+
+
+def test_coverage_re_scoring_adds_the_weighted_coverage_and_sorts():
+    passages = [_passage("a:0", 0.9), _passage("b:0", 0.8), _passage("c:0", 0.7)]
+    rescored = coverage_rescored(passages, [0.1, 0.9, -0.2], weight=0.5)
+    assert [p.chunk_id for p in rescored] == ["b:0", "a:0", "c:0"]
+    assert [p.score for p in rescored] == pytest.approx([0.8 + 0.45, 0.9 + 0.05, 0.7])  # no coverage takes nothing
+    assert rescored[0].scores == {"fused": 0.8, "coverage": pytest.approx(0.9)}
+    assert [p.score for p in coverage_rescored(passages, [0.1, 0.9, -0.2], weight=0.0)] == [0.9, 0.8, 0.7]
+
+
+def test_the_passage_that_holds_the_question_outranks_a_chance_match(service):
+    """A dev-a question with BBC articles beside it, as `rag eval --distractors` sees it: "Gate"
+    stems as "Gates" does, and Bill Gates's CES speech outranks the Huguenot passage that answers
+    until passages are re-scored by how much of the question they hold ("other name ... known")."""
+    articles, questions = load_squad(SHARED / "eval" / "squad2-dev-a.json")
+    question = next(q for q in questions if q.question == "By what other name was the Gate known?")
+    bbc = [item for name in ("tech/134", "business/487", "entertainment/256")
+           for item in read_file(BBC / f"{name}.txt", max_bytes=1_000_000)]
+    report = service.ingest([a for a in articles if a.id == "squad-huguenot"] + bbc)
+    assert len(report.ingested) == 4, report
+
+    def ranked(weight: float) -> list[Passage]:
+        retriever = Retriever(service.store, service.embedder, service.pieces, coverage_weight=weight)
+        return retriever.search(question.question, top_k=3)
+
+    plain, rescored = ranked(0.0), ranked(service.settings.coverage_weight)
+    assert plain[0].article_id.startswith("tech-134") and "coverage" not in plain[0].scores
+    assert rescored[0].article_id == "squad-huguenot" and "Huguon" in rescored[0].text
+    assert rescored[0].scores["coverage"] > rescored[1].scores["coverage"]
+    assert [p.chunk_id for p in service.search(question.question, 3)] == [p.chunk_id for p in rescored]

@@ -1,4 +1,4 @@
-"""Soft overlaps of question and sentence word pieces: the table read from the bundled weights, and what it scores."""
+"""Soft matching of question and text word pieces: the table read from the bundled weights, and what it scores."""
 
 import json
 import struct
@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 from safetensors.numpy import load_file
 
-from rag.answer.wordpieces import TABLE, WordPieceVectors, soft_overlaps
 from rag.embedding import bundled_model_path
+from rag.wordpieces import TABLE, WordPieceVectors, soft_coverage, soft_overlaps
 
 
 def test_the_table_is_the_models_word_piece_embeddings_to_int8_rounding(pieces):
@@ -54,7 +54,26 @@ def test_soft_overlap_counts_verbatim_related_and_preceding_words(pieces):
     assert soft_overlaps(pieces, "Where is the factory?", ["The factory is in Leeds."], [""])[0, 0] == pytest.approx(1.0, abs=5e-3)
 
 
+def test_soft_coverage_weighs_the_words_few_texts_hold(pieces):
+    question = "When did the council buy the brewery?"
+    texts = ["The council bought the brewery in 1987.",  # every content word, "buy" as "bought"
+             "The council met on Tuesday.",
+             "The council met on Tuesday. The council met on Tuesday.",
+             "The brewery closed.",
+             ""]
+    coverage = soft_coverage(pieces, question, texts)
+    assert coverage.shape == (5,)
+    assert coverage[0] > 0.8 and coverage[0] > coverage[3] > coverage[1] > 0.0
+    assert coverage[1] == pytest.approx(coverage[2])  # whether a word is there counts, not how often
+    assert coverage[4] == 0.0
+    # A sentence's soft overlap among sentences is its coverage among them.
+    np.testing.assert_allclose(soft_overlaps(pieces, question, texts[:4], [""] * 4)[:, 0],
+                               soft_coverage(pieces, question, texts[:4]))
+
+
 def test_a_question_of_stop_words_only_scores_zero(pieces):
+    assert not soft_coverage(pieces, "What was it?", ["It was there."]).any()
+    assert soft_coverage(pieces, "Who built it?", []).shape == (0,)
     assert not soft_overlaps(pieces, "What was it?", ["It was there."], [""]).any()
     assert soft_overlaps(pieces, "Who is he?", [], []).shape == (0, 2)
     with pytest.raises(ValueError, match="2 sentences but 1 sentences before them"):

@@ -14,9 +14,9 @@ import numpy as np
 from rag.answer import features as F
 from rag.answer.model import AnswererModel, load_model, sigmoid
 from rag.answer.spans import content_terms, key_terms, nearest_typed_span, words
-from rag.answer.wordpieces import WordPieceVectors, soft_overlaps
 from rag.embedding import Embedder
 from rag.types import Answer, Citation, Passage
+from rag.wordpieces import WordPieceVectors, soft_overlaps
 
 # Question forms answered by the typed regex span nearest the question's words rather than the
 # learned span scorer. Span F1 given the right sentence, out of fold on dev-a (4 article folds),

@@ -159,7 +159,7 @@ def sentence_features(question: QuestionInfo, cands: list[Sentence], cosines: np
                       soft: np.ndarray) -> np.ndarray:
     """One row of SENTENCE_FEATURES per candidate sentence. `soft` holds each candidate's soft
     overlap with the question, alone and read with the sentence before it
-    (`rag.answer.wordpieces.soft_overlaps`)."""
+    (`rag.wordpieces.soft_overlaps`)."""
     bags = [stems(c.text) | stems(c.passage.title) for c in cands]
     windows = [stems(c.window) | stems(c.passage.title) for c in cands]
     passage_bags: dict[str, set[str]] = {}
