@@ -103,7 +103,8 @@ class Retriever:
         fused = convex_fusion(dense, keyword, self.dense_weight)
         if self.article_weight:
             fused = article_boost(fused, indexes.chunk_articles, self.article_weight)
-        passages = self._hydrated(fused, dict(dense), dict(keyword), max(top_k, self.rescored))
+        wanted = max(top_k, self.rescored) if self.coverage_weight else top_k
+        passages = self._hydrated(fused, dict(dense), dict(keyword), wanted)
         if self.coverage_weight:
             # Re-scoring adds a score >= 0 to the first passages only, so they stay above the rest.
             head = passages[: self.rescored]
