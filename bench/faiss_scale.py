@@ -1,6 +1,6 @@
 """The FAISS index kinds at scale: N synthetic 384-d sentence vectors, and questions near them.
 
-    python bench/faiss_scale.py [--n 1000000] [--kinds flat,hnsw,ivfpq] [--real /tmp/bbcidx]
+    python bench/faiss_scale.py [--n 1000000] [--kinds flat,flat16,hnsw,ivfpq] [--real /tmp/bbcidx]
 
 For each kind, through `VectorIndex` as the store uses it (ivfpq re-scores from a real docstore
 SQLite file holding the N vectors): build time, bytes per vector (saved size / N), the time to
@@ -236,7 +236,7 @@ def real_data(index_dir: Path, count: int) -> tuple[np.ndarray, np.ndarray, np.n
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=1_000_000)
-    parser.add_argument("--kinds", default="flat,hnsw,ivfpq")
+    parser.add_argument("--kinds", default="flat,flat16,hnsw,ivfpq")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--real", type=Path, help="a built rag index folder: also run on its vectors and titles")
     args = parser.parse_args()

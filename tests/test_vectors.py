@@ -15,7 +15,7 @@ from rag.store import Store
 from rag.store.vectors import HNSW_MAX_TOMBSTONES, IVFPQ_MIN_VECTORS, VectorIndex
 from rag.types import Article
 
-KINDS = ["flat", "hnsw", "ivfpq"]
+KINDS = ["flat", "flat16", "hnsw", "ivfpq"]
 DIM = 32
 
 
@@ -86,11 +86,23 @@ def test_each_kind_finds_the_nearest_neighbours(built, data, kind):
         assert len(got) == 10 and len(set(got)) == 10
         recalls.append(len(set(got) & set(_exact_top(vectors, ids, q, 10))) / 10)
     # ivfpq's 4-byte PQ codes at 32 dims are lossy alone; its exact re-scoring makes up for them.
-    assert np.mean(recalls) >= {"flat": 1.0, "hnsw": 0.9, "ivfpq": 0.9}[kind]
-    # A stored vector as the query finds itself first, at its exact cosine.
+    assert np.mean(recalls) >= {"flat": 1.0, "flat16": 0.99, "hnsw": 0.9, "ivfpq": 0.9}[kind]
+    # A stored vector as the query finds itself first, at its exact cosine (fp16's to ~1e-4).
     for row in (0, 123, N - 1):
         got = index.search(vectors[row], 10)
-        assert got[0][0] == ids[row] and got[0][1] == pytest.approx(1.0, abs=1e-5)
+        assert got[0][0] == ids[row] and got[0][1] == pytest.approx(1.0, abs=1e-3 if kind == "flat16" else 1e-5)
+
+
+def test_flat16_answers_as_flat_in_about_half_the_bytes(built, data):
+    _, vectors = data
+    flat, half = built["flat"], built["flat16"]
+    assert half.nbytes() < 0.6 * flat.nbytes()  # 2 bytes a dimension against 4, plus 8 per id for both
+    agreement = []
+    for query in _near(vectors, 40, seed=5):
+        got, truth = dict(half.search(query, 10)), dict(flat.search(query, 10))
+        agreement.append(len(got.keys() & truth.keys()) / 10)
+        assert all(abs(got[i] - truth[i]) < 1e-3 for i in got.keys() & truth.keys())
+    assert np.mean(agreement) >= 0.99
 
 
 @pytest.mark.parametrize("kind", KINDS)
