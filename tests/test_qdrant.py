@@ -60,7 +60,7 @@ def pair(dated_dir: Path, tmp_path: Path, embedder):
     for name in ("q", "f"):
         shutil.copytree(dated_dir, tmp_path / name)
     qdrant = build_service(_qdrant_settings(tmp_path / "q", tmp_path / "qdrant"), embedder)
-    faiss = build_service(Settings(index_dir=tmp_path / "f"), embedder)
+    faiss = build_service(Settings(index_dir=tmp_path / "f", faiss_index="flat"), embedder)  # exact, as Qdrant
     yield qdrant, faiss
     qdrant.close()
     faiss.close()
