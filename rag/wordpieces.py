@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from rag.answer.spans import STOPWORDS
+from rag.stopwords import STOPWORDS
 
 TABLE = "embeddings.word_embeddings.weight"  # BERT's word-piece embedding table in the weights file
 _DTYPES = {"F32": np.float32, "F16": np.float16}
