@@ -76,7 +76,7 @@ def test_coverage_re_scoring_adds_the_weighted_coverage_and_sorts():
     passages = [_passage("a:0", 0.9), _passage("b:0", 0.8), _passage("c:0", 0.7)]
     rescored = coverage_rescored(passages, [0.1, 0.9, -0.2], weight=0.5)
     assert [p.chunk_id for p in rescored] == ["b:0", "a:0", "c:0"]
-    assert [p.score for p in rescored] == pytest.approx([0.8 + 0.45, 0.9 + 0.05, 0.7])  # no coverage takes nothing
+    assert [p.score for p in rescored] == pytest.approx([0.8 + 0.45, 0.9 + 0.05, 0.7])  # a negative one takes nothing away
     assert rescored[0].scores == {"fused": 0.8, "coverage": pytest.approx(0.9)}
     assert [p.score for p in coverage_rescored(passages, [0.1, 0.9, -0.2], weight=0.0)] == [0.9, 0.8, 0.7]
 
