@@ -42,6 +42,40 @@ def test_span_candidates_hold_the_typed_answer_and_never_only_question_words():
     assert not _column(x, F.SPAN_FEATURES, "name:typed_exact").any()
 
 
+def test_window_bags_equal_the_stems_of_the_window_text():
+    from rag.types import Passage, Span
+
+    text = "The U.S. Senate met. It voted 52-48 on Tuesday. Mr. O'Neill's bill passed. Dr. Smith spoke."
+    spans, start = [], 0
+    for part in ["The U.S. Senate met.", "It voted 52-48 on Tuesday.", "Mr. O'Neill's bill passed.", "Dr. Smith spoke."]:
+        start = text.index(part, start)
+        spans.append(Span(start, start + len(part)))
+    passage = Passage("a:0", "a", "Senate vote", text, 0, len(text), tuple(spans), 0.1)
+    cands = F.sentences([passage])
+    assert len(cands) == 4
+    for c in cands:  # joined from the sentences' bags, as the features read it, not re-stemmed
+        assert F.window_bag(c) == F.stems(c.window)
+    assert F.passage_bag(passage) == F.stems(text) | F.stems("Senate vote")
+
+
+def test_span_features_count_what_each_span_holds():
+    q = F.question_info("Which companies did the Senate fine in 2004?")
+    sentence = "The Senate fined Enron, WorldCom and 3 other firms in 2004 (Andersen)."
+    spans, x = F.span_candidates(q, sentence)
+    row = {s.text: x[i] for i, s in enumerate(spans)}
+    col = {name: i for i, name in enumerate(F.SPAN_FEATURES)}
+    form = q.form
+    enron_worldcom = row["Enron, WorldCom and 3"]
+    assert enron_worldcom[col[f"{form}:has_comma"]] == 1.0 and enron_worldcom[col[f"{form}:has_and"]] == 1.0
+    assert enron_worldcom[col[f"{form}:has_digit"]] == 1.0
+    assert row["Enron"][col[f"{form}:has_comma"]] == 0.0 and row["Enron"][col[f"{form}:has_digit"]] == 0.0
+    assert row["Enron"][col[f"{form}:capitalised_share"]] == 1.0
+    assert row["Enron"][col[f"{form}:anchor_near"]] == 0.5  # "fined" stems as the question's "fine", two tokens back
+    assert row["Andersen"][col[f"{form}:in_brackets"]] == 1.0
+    assert row["Enron"][col[f"{form}:anchors_left"]] == 2 / 5  # "Senate", "fined"
+    assert row["Enron"][col[f"{form}:anchors_right"]] == 1 / 5  # "2004"
+
+
 def test_sentence_features_see_missing_key_terms(embedder, pieces):
     from rag.types import Passage, Span
 

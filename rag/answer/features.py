@@ -9,6 +9,7 @@ ones with a name, number or qualifier swapped for one the passage lacks."""
 
 from __future__ import annotations
 
+import bisect
 import itertools
 import math
 import re
@@ -142,9 +143,10 @@ def _weighted(idf: dict[str, float], bag: set[str]) -> float:
     return sum(w for t, w in idf.items() if t in bag) / total
 
 
-def _bigrams(text: str) -> set[tuple[str, str]]:
+@lru_cache(maxsize=2048)
+def _bigrams(text: str) -> frozenset[tuple[str, str]]:
     ws = [stem(w) for w in content_terms(text)]
-    return set(itertools.pairwise(ws))
+    return frozenset(itertools.pairwise(ws))
 
 
 SENTENCE_FEATURES = (
@@ -160,39 +162,54 @@ def sentence_features(question: QuestionInfo, cands: list[Sentence], cosines: np
     """One row of SENTENCE_FEATURES per candidate sentence. `soft` holds each candidate's soft
     overlap with the question, alone and read with the sentence before it
     (`rag.wordpieces.soft_overlaps`)."""
-    bags = [stems(c.text) | stems(c.passage.title) for c in cands]
-    windows = [stems(c.window) | stems(c.passage.title) for c in cands]
-    passage_bags: dict[str, set[str]] = {}
-    for c in cands:
-        if c.passage.chunk_id not in passage_bags:
-            passage_bags[c.passage.chunk_id] = stems(c.passage.text) | stems(c.passage.title)
-    idf = _idf(question, bags)
-    overlaps = np.array([_weighted(idf, b) for b in bags])
+    sentence_bags = [bag(c.text) | bag(c.passage.title) for c in cands]
+    windows = [window_bag(c) | bag(c.passage.title) for c in cands]
+    idf = _idf(question, sentence_bags)
+    overlaps = np.array([_weighted(idf, b) for b in sentence_bags])
     order = np.argsort(-cosines)
     cos_rank = np.empty(len(cands))
     cos_rank[order] = np.arange(len(cands))
     q_bigrams = _bigrams(question.text)
     top_fused = max((c.passage.score for c in cands), default=1.0) or 1.0
-    keys = question.keys
+    keys = [re.compile(rf"(?<!\w){re.escape(k)}") for k in question.keys]
+
+    def key_share(text: str) -> float:
+        return sum(k.search(text.lower()) is not None for k in keys) / max(1, len(keys))
+
+    passage_keys = {c.passage.chunk_id: key_share(f"{c.passage.title}\n{c.passage.text}") for c in cands}
+    top_cosine, top_overlap, top_soft, top_soft_before = cosines.max(), overlaps.max(), soft[:, 0].max(), soft[:, 1].max()
     rows = []
     for i, c in enumerate(cands):
-        text, window = c.text.lower(), c.window.lower()
-        passage_text = f"{c.passage.title}\n{c.passage.text}".lower()
         rows.append([
-            1.0, float(cosines[i]), float(cosines[i] - cosines.max()), 1.0 / (1.0 + cos_rank[i]),
-            overlaps[i], overlaps[i] - overlaps.max(), _weighted(idf, windows[i]),
-            _weighted(idf, passage_bags[c.passage.chunk_id]),
+            1.0, float(cosines[i]), float(cosines[i] - top_cosine), 1.0 / (1.0 + cos_rank[i]),
+            overlaps[i], overlaps[i] - top_overlap, _weighted(idf, windows[i]),
+            _weighted(idf, passage_bag(c.passage)),
             len(q_bigrams & _bigrams(c.text)) / max(1, len(q_bigrams)),
             1.0 / (1.0 + c.rank), c.passage.score / top_fused,
             float(bool(candidate_spans(c.text, question.kind))),
-            sum(_has_key(k, text) for k in keys) / max(1, len(keys)),
-            sum(_has_key(k, window) for k in keys) / max(1, len(keys)),
-            sum(_has_key(k, passage_text) for k in keys) / max(1, len(keys)),
+            key_share(c.text), key_share(c.window), passage_keys[c.passage.chunk_id],
             float(c.span.start == c.passage.sentences[0].start),
             math.log(1 + len(c.text.split())),
-            soft[i, 0], soft[i, 0] - soft[:, 0].max(), soft[i, 1], soft[i, 1] - soft[:, 1].max(),
+            soft[i, 0], soft[i, 0] - top_soft, soft[i, 1], soft[i, 1] - top_soft_before,
         ])
     return np.array(rows, dtype=np.float64).reshape(len(cands), len(SENTENCE_FEATURES))
+
+
+@lru_cache(maxsize=2048)
+def bag(text: str) -> frozenset[str]:
+    """`stems(text)`, memoised: the same titles, passages and sentences recur across one question's
+    candidates and its decision, and popular passages across questions."""
+    return frozenset(stems(text))
+
+
+def window_bag(c: Sentence) -> frozenset[str]:
+    """`bag(c.window)`, as its sentences' bags joined: words never span the space joining them."""
+    i = c.passage.sentences.index(c.span)
+    return frozenset().union(*(bag(c.passage.quote(s)) for s in c.passage.sentences[max(0, i - 1): i + 2]))
+
+
+def passage_bag(passage: Passage) -> frozenset[str]:
+    return bag(passage.text) | bag(passage.title)
 
 
 # --- spans inside a sentence ----------------------------------------------------------------------
@@ -251,53 +268,69 @@ def span_candidates(question: QuestionInfo, sentence: str) -> tuple[list[SpanCan
         for j in range(i, min(len(toks), i + MAX_SPAN_TOKENS)):
             if content[j]:
                 ranges.add((i, j))
-    kind_offset = 1 + FORMS.index(question.form) * len(_SPAN_BASE)
+    # Counts up to each token (prefix sums), so that each candidate's counts cost O(1).
+    n = len(toks)
+    words_before = _prefix(is_word)
+    anchors_before = _prefix([is_word[k] and anchor[k] for k in range(n)])
+    capitals_before = _prefix([is_word[k] and toks[k][2][0].isupper() for k in range(n)])
+    digits_before = _prefix([is_word[k] and any(ch.isdigit() for ch in toks[k][2]) for k in range(n)])
+    new_capitals_before = _prefix([k > 0 and is_word[k] and toks[k][2][0].isupper() and not anchor[k]
+                                   for k in range(n)])
+    commas_before = _prefix([w == "," for w in lower])
+    ands_before = _prefix([w == "and" for w in lower])
+    focus_before = _prefix([s in question.focus for s in token_stems])
     cands, rows = [], []
     for i, j in sorted(ranges):
-        idx = range(i, j + 1)
-        words_in = [k for k in idx if is_word[k]]
-        if not words_in:
+        n_words = words_before[j + 1] - words_before[i]
+        if not n_words:
             continue
-        echoed = sum(anchor[k] for k in words_in) / len(words_in)
+        echoed = (anchors_before[j + 1] - anchors_before[i]) / n_words
         if echoed == 1.0:
             continue
-        left = [a for a in anchors if a < i]
-        right = [a for a in anchors if a > j]
-        distance = min([i - a for a in left] + [a - j for a in right], default=len(toks))
-        n_words = len(words_in)
+        n_left = bisect.bisect_left(anchors, i)
+        first_right = bisect.bisect_right(anchors, j)
+        gaps = ([i - anchors[n_left - 1]] if n_left else []) + (
+            [anchors[first_right] - j] if first_right < len(anchors) else [])
+        distance = min(gaps, default=n)
         prev = lower[i - 1] if i > 0 else ""
-        nxt = toks[j + 1][2] if j + 1 < len(toks) else ""
-        caps = sum(toks[k][2][0].isupper() for k in words_in) / n_words
+        nxt = toks[j + 1][2] if j + 1 < n else ""
+        caps = (capitals_before[j + 1] - capitals_before[i]) / n_words
         exact = float((i, j) in typed_tok)
         inside = float(any(s <= i and j <= e for s, e in typed_tok))
         overlap = float(any(not (j < s or e < i) for s, e in typed_tok))
-        base = [
+        rows.append([
             exact, inside, overlap, echoed, float(echoed > 0), 1.0 / (1.0 + distance), math.log(1 + distance),
-            min(len(left), 5) / 5, min(len(right), 5) / 5, float(i > 0 and anchor[i - 1]),
-            float(j + 1 < len(toks) and anchor[j + 1]), float(prev in _PREPOSITIONS), float(i == 0),
-            float(j >= len(toks) - 2), float(n_words == 1), float(n_words == 2), float(n_words == 3),
+            min(n_left, 5) / 5, min(len(anchors) - first_right, 5) / 5, float(i > 0 and anchor[i - 1]),
+            float(j + 1 < n and anchor[j + 1]), float(prev in _PREPOSITIONS), float(i == 0),
+            float(j >= n - 2), float(n_words == 1), float(n_words == 2), float(n_words == 3),
             float(4 <= n_words <= 5), float(n_words >= 6), caps,
-            float(any(ch.isdigit() for k in words_in for ch in toks[k][2])),
-            float(nxt in (",", ".", ";", ":", "") or j + 1 >= len(toks)),
-            float(prev == "(" and nxt == ")"), float(any(lower[k] == "," for k in idx)),
-            float(any(lower[k] == "and" for k in idx)), float(toks[i][2][0].islower()),
+            float(digits_before[j + 1] > digits_before[i]),
+            float(nxt in (",", ".", ";", ":", "") or j + 1 >= n),
+            float(prev == "(" and nxt == ")"), float(commas_before[j + 1] > commas_before[i]),
+            float(ands_before[j + 1] > ands_before[i]), float(toks[i][2][0].islower()),
             *_boundary_features(i, j, stop, lower, is_word, content),
             float(any(lower[k] in _INTRODUCERS for k in range(max(0, i - 2), i))),
-            float(bool(question.focus) and any(token_stems[k] in question.focus for k in range(max(0, i - 4), i))),
-            float(bool(question.focus) and any(token_stems[k] in question.focus for k in idx)),
+            float(focus_before[i] > focus_before[max(0, i - 4)]),
+            float(focus_before[j + 1] > focus_before[i]),
             float(i > 0 and lower[i - 1] in _CAUSES), float(lower[i] in _CAUSES),
-            float(any(toks[k][2][0].isupper() and not anchor[k] for k in words_in if k > 0)),
+            float(new_capitals_before[j + 1] > new_capitals_before[i]),
             float(i > 0 and lower[i - 1] in ("that", "which", "who", "where", "when", "whose")),
             float(lower[j].endswith(("ed", "ing")) and not toks[j][2][0].isupper()),
             float(nearest is not None and toks[i][0] <= nearest[0] < toks[i][1] and toks[j][0] < nearest[1] <= toks[j][1]),
-        ]
-        row = [0.0] * len(SPAN_FEATURES)
-        row[0] = 1.0
-        row[kind_offset: kind_offset + len(_SPAN_BASE)] = base
+        ])
         start, end = toks[i][0], toks[j][1]
         cands.append(SpanCandidate(start, end, sentence[start:end]))
-        rows.append(row)
-    return cands, np.array(rows, dtype=np.float64).reshape(len(cands), len(SPAN_FEATURES))
+    # Each question form has its own block of weights: the rest of the row stays zero.
+    x = np.zeros((len(cands), len(SPAN_FEATURES)))
+    x[:, 0] = 1.0
+    offset = 1 + FORMS.index(question.form) * len(_SPAN_BASE)
+    x[:, offset: offset + len(_SPAN_BASE)] = np.array(rows, dtype=np.float64).reshape(len(cands), len(_SPAN_BASE))
+    return cands, x
+
+
+def _prefix(flags: list[bool]) -> list[int]:
+    """How many of `flags` are true before each index (len(flags) + 1 entries)."""
+    return [0, *itertools.accumulate(map(int, flags))]
 
 
 def _boundary_features(i: int, j: int, stop: list[bool], lower: list[str], is_word: list[bool],
@@ -336,8 +369,8 @@ def decision_features(question: QuestionInfo, cands: list[Sentence], sent_x: np.
     every = "\n".join(dict.fromkeys(f"{c.passage.title}\n{c.passage.text}" for c in cands)).lower()
     keys = question.keys
     missing_all = sum(not _has_key(k, every) for k in keys)
-    all_stems = stems(every)
-    window_stems = stems(chosen.window) | stems(chosen.passage.title)
+    all_stems = frozenset().union(*(passage_bag(c.passage) for c in cands))
+    window_stems = window_bag(chosen) | bag(chosen.passage.title)
     n_terms = max(1, len(question.term_stems))
     if len(span_logits):
         sp = np.exp(span_logits - span_logits.max())
