@@ -36,9 +36,11 @@ class Settings(BaseSettings):
         160, ge=32, le=400, description="tiktoken budget per chunk; must fit the 256 word-piece window"
     )
     chunk_overlap_tokens: int = Field(32, ge=0, le=200, description="Sentences carried into the next chunk")
+    # 256 rather than 64: the encoder sorts each batch's sentences by length, and a larger pool pads
+    # less (BBC: 3.5% of the word pieces run were padding at 64, 1.2% at 256) and commits less often.
     ingest_batch_size: int = Field(
-        64, ge=1, le=10_000, description="Articles per docstore transaction: an interrupted ingest keeps "
-                                         "every batch it finished"
+        256, ge=1, le=10_000, description="Articles per docstore transaction: an interrupted ingest keeps "
+                                          "every batch it finished"
     )
     max_article_bytes: int = Field(5_000_000, ge=1_000, description="Larger files are refused")
     max_request_bytes: int = Field(20_000_000, ge=1_000, description="Larger HTTP bodies get 413")

@@ -32,7 +32,7 @@ class Indexer:
     chunker: Chunker
     embedder: Embedder
     store: Store
-    batch_size: int = 64  # articles per docstore transaction; also what one embedding call sees
+    batch_size: int = 256  # articles per docstore transaction; also what one embedding call sees
 
     def add(self, items: Iterable[Article | IngestFailure], lock_timeout: float | None = None) -> IngestReport:
         """Ingest articles (failures from reading pass straight into the report). New and changed

@@ -25,6 +25,7 @@ from rag.onnx_encoder import (
     default_cache_dir,
     export_problem,
     export_stem,
+    length_batches,
 )
 from tests.conftest import BBC, ROOT
 
@@ -100,6 +101,16 @@ def test_order_is_restored_under_length_sorting(onnx_fp32):
     assert float(one_batch[0] @ one_batch[-1]) < 0.99  # neighbours differ: order matters
     shuffled = list(reversed(texts))
     assert np.allclose(onnx_fp32.embed(shuffled)[::-1], one_batch, atol=1e-5)
+
+
+def test_length_batches_bound_the_attention_of_wide_texts():
+    lengths = [3] * 40 + [100] * 10 + [256] * 5
+    order = list(range(len(lengths)))
+    batches = list(length_batches(order, lengths, batch_size=32, max_attention=32 * 64 * 64))
+    assert [i for batch in batches for i in batch] == order  # every text once, in order
+    assert [len(b) for b in batches] == [32, 13, 5, 2, 2, 1]  # 8 short and 5 of 100 share the second
+    assert all(len(b) * max(lengths[i] for i in b) ** 2 <= 32 * 64 * 64 or len(b) == 1 for b in batches)
+    assert list(length_batches([], [], batch_size=32)) == []
 
 
 def test_empty_input_and_protocol(onnx_fp32, embedder):
