@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import itertools
 import json
-import math
 import struct
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -93,8 +92,8 @@ def soft_coverage(pieces: WordPieceVectors, question: str, texts: Sequence[str])
     query = pieces.content_ids(question)
     if not query or not texts:
         return np.zeros(len(texts))
-    best, ids = _best_cosines(pieces, query, texts)
-    return _idf_weights(query, ids) @ np.where(np.isfinite(best), best, 0.0)
+    best, held = _best_cosines(pieces, query, texts)
+    return _idf_weights(held) @ np.where(np.isfinite(best), best, 0.0)
 
 
 def soft_overlaps(pieces: WordPieceVectors, question: str, sentences: Sequence[str],
@@ -108,37 +107,42 @@ def soft_overlaps(pieces: WordPieceVectors, question: str, sentences: Sequence[s
     if not query or not sentences:
         return np.zeros((len(sentences), 2))
     texts = list(dict.fromkeys([*sentences, *befores]))
-    best, ids = _best_cosines(pieces, query, texts)
+    best, held = _best_cosines(pieces, query, texts)
     at = {text: n for n, text in enumerate(texts)}
-    alone = best[:, [at[t] for t in sentences]]
+    columns = [at[t] for t in sentences]
+    alone = best[:, columns]
     with_before = np.maximum(alone, best[:, [at[t] for t in befores]])
-    weights = _idf_weights(query, [ids[at[t]] for t in sentences])
+    weights = _idf_weights(held[:, columns])
     return np.stack([weights @ np.where(np.isfinite(alone), alone, 0.0),
                      weights @ np.where(np.isfinite(with_before), with_before, 0.0)], axis=1)
 
 
 def _best_cosines(pieces: WordPieceVectors, query: list[int],
-                  texts: Sequence[str]) -> tuple[np.ndarray, list[list[int]]]:
+                  texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
     """Each text's best cosine per query piece, shape (len(query), len(texts)), -inf for a text
-    without pieces; and each text's ids. One matrix product and one reduction for all texts."""
+    without pieces; and whether each text holds each query piece itself, in the same shape. One
+    matrix product and one reduction for all texts."""
     ids = pieces.ids(texts)
     lengths = np.array([len(i) for i in ids])
     flat = np.fromiter(itertools.chain.from_iterable(ids), dtype=np.int64, count=int(lengths.sum()))
     best = np.full((len(query), len(texts)), -np.inf)
-    held = lengths > 0
+    held = np.zeros((len(query), len(texts)), dtype=bool)
     if flat.size:
         # Each distinct piece once: 20 passages hold ~2,700 pieces but ~800 distinct ones.
         distinct, position = np.unique(flat, return_inverse=True)
         similarity = (pieces.unit_vectors(np.array(query)) @ pieces.unit_vectors(distinct).T)[:, position]
         starts = np.concatenate([[0], np.cumsum(lengths)[:-1]])
-        best[:, held] = np.maximum.reduceat(similarity, starts[held], axis=1)
-    return best, ids
+        nonempty = lengths > 0
+        best[:, nonempty] = np.maximum.reduceat(similarity, starts[nonempty], axis=1)
+        piece, at = np.nonzero(flat[None, :] == np.array(query)[:, None])
+        held[piece, np.repeat(np.arange(len(texts)), lengths)[at]] = True
+    return best, held
 
 
-def _idf_weights(query: list[int], ids: Sequence[list[int]]) -> np.ndarray:
-    """Each query piece's IDF over the texts holding `ids`, normalised to sum to 1."""
-    sets = [set(i) for i in ids]
-    idf = np.array([math.log(1 + len(sets) / (1 + sum(q in s for s in sets))) for q in query])
+def _idf_weights(held: np.ndarray) -> np.ndarray:
+    """Each query piece's IDF over the texts (columns of `held`, which says which hold which
+    piece), normalised to sum to 1."""
+    idf = np.log(1 + held.shape[1] / (1 + held.sum(axis=1)))
     return idf / idf.sum()
 
 
