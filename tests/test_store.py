@@ -95,6 +95,9 @@ def test_check_agrees_after_writes_and_names_a_disagreement(tmp_path):
     assert not report.ok and report.problems == ("FAISS lacks 1 sentences of the docstore",)
     store._indexes = dataclasses.replace(indexes, sentence_chunks={})
     assert store.check().problems == ("the map of sentences to chunks disagrees with the docstore",)
+    wrong_article = {chunk: "elsewhere" for chunk in indexes.chunk_articles}
+    store._indexes = dataclasses.replace(indexes, chunk_articles=wrong_article)
+    assert store.check().problems == ("the map of chunks to articles disagrees with the docstore",)
 
 
 def test_restart_loads_the_persisted_index(tmp_path):

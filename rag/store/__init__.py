@@ -206,6 +206,8 @@ class Store:
                 problems.append(f"{name} holds {len(stale)} {noun} the docstore no longer has")
         if indexes.sentence_chunks != self.docstore.sentence_chunks():
             problems.append("the map of sentences to chunks disagrees with the docstore")
+        if indexes.chunk_articles != self.docstore.chunk_articles():  # what the article boost reads
+            problems.append("the map of chunks to articles disagrees with the docstore")
         if indexes.generation != self.docstore.generation():
             problems.append(f"indexes at generation {indexes.generation}, docstore at {self.docstore.generation()}")
         problems.extend(self.docstore.integrity_problems())
