@@ -103,6 +103,19 @@ def test_order_is_restored_under_length_sorting(onnx_fp32):
     assert np.allclose(onnx_fp32.embed(shuffled)[::-1], one_batch, atol=1e-5)
 
 
+def test_a_lone_question_padded_for_openvino_agrees_with_torch(onnx_bf16, embedder):
+    """A single text runs padded to a multiple of QUERY_WIDTH_STEP (rag/onnx_encoder.py): its
+    vector must still be the torch model's, and the one it gets inside a batch."""
+    questions = ["Why did the Bank of England raise rates?", "Who won?",
+                 "What did the minister say about the 2005 budget deficit and its effect on pensions?"]
+    together = onnx_bf16.embed(questions)
+    reference = embedder.embed(questions)
+    for i, question in enumerate(questions):
+        alone = onnx_bf16.embed([question])[0]
+        assert float(alone @ reference[i]) >= 0.9995
+        assert float(alone @ together[i]) >= 0.9999
+
+
 def test_length_batches_bound_the_attention_of_wide_texts():
     lengths = [3] * 40 + [100] * 10 + [256] * 5
     order = list(range(len(lengths)))
