@@ -5,7 +5,6 @@ terms or nothing in them is close enough to the question."""
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -179,7 +178,7 @@ class ExtractiveAnswerer:
     @staticmethod
     def _missing_key_terms(question: str, passage: Passage) -> list[str]:
         haystack = f"{passage.title}\n{passage.text}".lower()
-        return [t for t in key_terms(question) if not re.search(rf"(?<!\w){re.escape(t)}", haystack)]
+        return [t for t in key_terms(question) if not F.key_pattern(t).search(haystack)]
 
     @staticmethod
     def _span(question: str, sentence: str) -> str | None:

@@ -128,8 +128,13 @@ def sentences(passages: list[Passage]) -> list[Sentence]:
     return out
 
 
+def key_pattern(key: str) -> re.Pattern[str]:
+    """A key term (`key_terms`) where a word starts: "iii" in "charles iii", not in "viii"."""
+    return re.compile(rf"(?<!\w){re.escape(key)}")
+
+
 def _has_key(key: str, haystack: str) -> bool:
-    return re.search(rf"(?<!\w){re.escape(key)}", haystack) is not None
+    return key_pattern(key).search(haystack) is not None
 
 
 def _idf(question: QuestionInfo, bags: list[set[str]]) -> dict[str, float]:
@@ -171,7 +176,7 @@ def sentence_features(question: QuestionInfo, cands: list[Sentence], cosines: np
     cos_rank[order] = np.arange(len(cands))
     q_bigrams = _bigrams(question.text)
     top_fused = max((c.passage.score for c in cands), default=1.0) or 1.0
-    keys = [re.compile(rf"(?<!\w){re.escape(k)}") for k in question.keys]
+    keys = [key_pattern(k) for k in question.keys]
 
     def key_share(text: str) -> float:
         return sum(k.search(text.lower()) is not None for k in keys) / max(1, len(keys))
