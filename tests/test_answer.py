@@ -138,6 +138,8 @@ def test_learned_answerer_cites_verbatim_and_abstains_with_the_closest(service):
     assert "Ilse Marrow" in answer.text
     citation = answer.citations[0]
     assert text[citation.start:citation.end] == citation.quote == "Vantrex was founded in 1987 by Ilse Marrow."
+    possessive = service.ask("How many workers does Vantrex's mine employ?")  # "Vantrex's": Vantrex
+    assert not possessive.abstained and "4,200" in possessive.text, possessive
     refused = service.ask("Who founded the Zorblat mine's rival Glenmore Steel in Belgium?")
     assert refused.abstained and refused.citations == () and refused.closest is not None
     assert text[refused.closest.start:refused.closest.end] == refused.closest.quote

@@ -66,6 +66,7 @@ def content_terms(text: str) -> list[str]:
     return list(seen)
 
 
+_POSSESSIVE = re.compile(r"['’]s$", re.IGNORECASE)
 _QUESTION_OPENERS = frozenset(["what", "who", "whom", "whose", "when", "where", "which", "why", "how", "is", "are", "was", "were", "do", "does", "did", "can", "could", "will", "would", "should", "has", "have", "had", "in", "on", "at", "according"])
 
 
@@ -76,7 +77,8 @@ def key_terms(question: str) -> list[str]:
     terms: list[str] = []
     tokens = _WORD.findall(question)
     for i, token in enumerate(tokens):
-        bare = token.strip(".'’")
+        # A possessive is the name itself: "Time Warner's profits" asks about "Time Warner".
+        bare = _POSSESSIVE.sub("", token).strip(".'’")
         if i == 0 and bare.lower() in _QUESTION_OPENERS:
             continue
         if bare[:1].isupper() and bare.lower() not in STOPWORDS and bare.lower() not in _QUESTION_OPENERS or any(ch.isdigit() for ch in bare):
