@@ -22,10 +22,16 @@ def _settings(ctx: click.Context) -> Settings:
     return ctx.obj["settings"]
 
 
-def _service(ctx: click.Context):
+def _service(ctx: click.Context, create: bool = False):
+    """The service over the index; only commands that add articles (`create`) may start a new one."""
     from rag.service import build_service
 
     if "service" not in ctx.obj:
+        index_dir = _settings(ctx).index_dir
+        if not create and not (index_dir / "docstore.sqlite").exists():
+            raise click.ClickException(
+                f"no index at {index_dir}: add articles first with `rag ingest PATH`, or name another "
+                "index with --index-dir or RAG_INDEX_DIR")
         try:
             ctx.obj["service"] = build_service(_settings(ctx))
         except RagError as error:
@@ -62,7 +68,10 @@ def _filter_options(command):
 @click.pass_context
 def main(ctx: click.Context, index_dir: Path | None) -> None:
     """Ask questions of news articles; every answer cites the passage it comes from."""
-    settings = Settings()
+    try:
+        settings = Settings.from_environment()
+    except RagError as error:
+        raise click.ClickException(str(error)) from error
     if index_dir is not None:
         settings = settings.model_copy(update={"index_dir": index_dir})
     ctx.obj = {"settings": settings}
@@ -80,7 +89,7 @@ def ingest(ctx: click.Context, paths: tuple[Path, ...], as_json: bool) -> None:
 
     settings = _settings(ctx)
     files, missing = find_files(list(paths))
-    service = _service(ctx)
+    service = _service(ctx, create=True)
     bar = tqdm(total=len(files), unit="file", desc="ingest", file=sys.stderr,
                disable=not sys.stderr.isatty())
 
@@ -146,6 +155,8 @@ def search(ctx: click.Context, query: str, as_json: bool, top_k: int | None, **f
         response = SearchResponse(results=[SearchResult.of(p) for p in passages])
         click.echo(response.model_dump_json(indent=2))
         return
+    if not passages:
+        click.echo("No passage matches.", err=True)
     for i, p in enumerate(passages, 1):
         click.echo(f"{i}. {p.title}  [{p.chunk_id}]  score {p.score:.4f}")
         click.echo(f"   {p.text[:300]}{'…' if len(p.text) > 300 else ''}\n")
@@ -238,7 +249,7 @@ def serve(ctx: click.Context, host: str | None, port: int | None) -> None:
             "read and change the index. Set RAG_API_KEYS (or RAG_API_KEYS_FILE), or serve on 127.0.0.1")
     else:
         click.echo(f"no API keys configured: open to every local user of this machine, on {host} only", err=True)
-    service = _service(ctx)  # load before binding, so a bad index fails here with a clear message
+    service = _service(ctx, create=True)  # load before binding, so a bad index fails here with a clear message
     app = create_app(settings, service)
     uvicorn.run(app, host=host, port=port if port is not None else settings.port,
                 log_level="info")

@@ -5,8 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from rag.errors import BadSettings
 
 
 class Settings(BaseSettings):
@@ -125,3 +127,36 @@ class Settings(BaseSettings):
         None, description="Slack app's signing secret; /integrations/slack/commands refuses all without it")
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=0, le=65535)
+
+    @classmethod
+    def from_environment(cls) -> Settings:
+        """Settings from the `RAG_*` variables; a bad value is refused naming its variable."""
+        try:
+            return cls()
+        except ValidationError as error:
+            raise BadSettings("; ".join(_described(problem) for problem in error.errors())) from None
+
+    @field_validator("answerer_model")
+    @classmethod
+    def _known_answerer_model(cls, value: str) -> str:
+        if value not in ("shipped", "none") and not Path(value).is_file():
+            raise ValueError(f"must be 'shipped', 'none' or the path of a `rag train answerer` file; "
+                             f"there is no file {value!r}")
+        return value
+
+    @model_validator(mode="after")
+    def _overlap_within_chunk(self) -> Settings:
+        # The chunker carries at most half a chunk into the next, or chunking would not advance.
+        if 2 * self.chunk_overlap_tokens >= self.chunk_tokens:
+            raise ValueError(f"RAG_CHUNK_OVERLAP_TOKENS must be less than half of RAG_CHUNK_TOKENS "
+                             f"({self.chunk_tokens}), got {self.chunk_overlap_tokens}")
+        return self
+
+
+def _described(problem: dict) -> str:
+    """One pydantic error as the user set it: `RAG_TOP_K='-1': Input should be …`."""
+    message = problem["msg"].removeprefix("Value error, ")
+    if not problem["loc"]:
+        return message  # a check across settings names its variables itself
+    variable = f"RAG_{str(problem['loc'][0]).upper()}"
+    return f"{variable}={problem['input']!r}: {message}"

@@ -96,6 +96,23 @@ def test_invalid_arguments_are_explained(tmp_path):
     assert result.returncode == 1 and "no such file or folder" in result.stderr
 
 
+def test_bad_settings_and_a_missing_index_are_named_without_a_traceback(tmp_path):
+    cases = [
+        ({"RAG_TOP_K": "-1"}, "RAG_TOP_K='-1': Input should be greater than or equal to 1"),
+        ({"RAG_ENCODER": "gpu"}, "RAG_ENCODER='gpu'"),
+        ({"RAG_ANSWERER_MODEL": "bogus"}, "must be 'shipped', 'none' or the path"),
+        ({"RAG_CHUNK_OVERLAP_TOKENS": "100"}, "less than half of RAG_CHUNK_TOKENS (160), got 100"),
+    ]
+    for env, message in cases:
+        result = rag(tmp_path / "index", "search", "Anything", **env)
+        assert result.returncode == 1 and message in result.stderr, (env, result.stderr)
+        assert "Traceback" not in result.stderr
+    for command in (["ask", "Anything?"], ["search", "Anything"], ["brief", "Anything"], ["delete", "a1"]):
+        result = rag(tmp_path / "index", *command)
+        assert result.returncode == 1 and "no index at" in result.stderr and "rag ingest" in result.stderr
+    assert not (tmp_path / "index").exists()  # asking does not leave an empty index behind
+
+
 def test_progress_bar_on_a_terminal(tmp_path):
     """On a terminal (a pty with a window size) `rag ingest` draws a progress bar on stderr."""
     code, text = run_on_terminal(["--index-dir", str(tmp_path / "index"), "ingest", str(SEEDS)])
