@@ -26,7 +26,7 @@ test: install
 	$(BIN)/pytest -q
 
 # The peer recipe (LlamaIndex's default) and ours side by side: `make bench CORPUS=folder`,
-# `make bench BENCH_ARGS='--limit 200'` for a quick run. The full BBC corpus takes 15+ minutes.
+# `make bench BENCH_ARGS='--limit 200'` for a quick run. The full BBC corpus takes ~3-5 minutes.
 bench: $(VENV)/.bench-installed
 	$(BIN)/python bench/compare.py $(CORPUS) $(BENCH_ARGS)
 

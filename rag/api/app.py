@@ -8,6 +8,8 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request
+from fastapi.exception_handlers import request_validation_exception_handler
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 from rag.api import briefings, openai_compat, slack
@@ -101,5 +103,17 @@ def create_app(settings: Settings | None = None, service: Service | None = None)
         status = next((code for kind, code in STATUS.items() if isinstance(error, kind)), 500)
         headers = {"Retry-After": "5"} if status == 503 else None
         return JSONResponse({"detail": str(error)}, status_code=status, headers=headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(request: Request, error: RequestValidationError) -> JSONResponse:
+        # Malformed JSON is a 400 (the body cannot be read at all), as the API documents; a body
+        # that parses but breaks the schema stays FastAPI's 422 with its list of field errors.
+        broken = next((e for e in error.errors() if e.get("type") == "json_invalid"), None)
+        if broken is None:
+            return await request_validation_exception_handler(request, error)
+        where = f" at character {broken['loc'][-1]}" if isinstance(broken["loc"][-1], int) else ""
+        reason = broken.get("ctx", {}).get("error", "")
+        return JSONResponse({"detail": f"the body is not valid JSON{where}: {reason}".rstrip(": ")},
+                            status_code=400)
 
     return app
