@@ -64,7 +64,7 @@ def create_app(settings: Settings | None = None, service: Service | None = None)
     """With `service` given (the CLI, tests) it is used as is; otherwise it is built from
     `settings` in a background thread, so the port answers /health at once (503 until ready).
     Raises BadSettings for unusable API keys, before anything is served."""
-    settings = settings or Settings()
+    settings = settings or Settings.from_environment()
     keyring = KeyRing.from_settings(settings)
     holder = ServiceHolder()
 
