@@ -111,6 +111,23 @@ def test_restart_loads_the_persisted_index(tmp_path):
     assert _ids(again) == ids
 
 
+def test_an_article_without_a_keyword_is_stored_searched_and_deleted(tmp_path):
+    """"A. B. C." leaves BM25 no word to index: the index publishes without one, rather than
+    failing every later publish (and so every read) with the article already committed."""
+    store = Store(tmp_path, "m", DIM)
+    _put(store, Article(id="bare", title="", text="A. B. C."))
+    assert store.check().problems == () and store.indexes().keywords.search("anything", 5) == []
+    store.close()
+    again = Store(tmp_path, "m", DIM)
+    assert again.load_problem is None and len(again.indexes().keywords) == 1  # its one chunk
+    _put(again, _article(1))
+    assert again.indexes().keywords.search("topic1", 5)
+    with again.writer():
+        again.docstore.delete("bare")
+        again.publish()
+    assert again.check().problems == ()
+
+
 def test_corrupt_index_file_is_detected_and_rebuilt(tmp_path):
     store = Store(tmp_path, "m", DIM)
     _put(store, _article(1))

@@ -29,22 +29,28 @@ def _tokenize(texts: list[str], return_ids: bool):
 class KeywordIndex:
     ROWIDS = "rowids.npy"
 
+    PARAMS = "params.index.json"  # written by bm25s with every index it saves
+
     def __init__(self, rowids: np.ndarray, bm25: bm25s.BM25 | None) -> None:
         self.rowids = rowids
-        self._bm25 = bm25  # None when there are no chunks: bm25s cannot index an empty corpus
+        # None when no chunk holds a word BM25 keeps (no chunks at all, or only "A. B. C."):
+        # bm25s cannot index an empty vocabulary, and there is nothing to score.
+        self._bm25 = bm25
 
     @classmethod
     def build(cls, rowids: np.ndarray, texts: list[str]) -> KeywordIndex:
-        if not texts:
-            return cls(np.zeros(0, dtype=np.int64), None)
+        rowids = np.asarray(rowids, dtype=np.int64)
+        tokens = _tokenize(texts, return_ids=True) if texts else None
+        if tokens is None or not tokens.vocab:
+            return cls(rowids, None)
         bm25 = bm25s.BM25()
-        bm25.index(_tokenize(texts, return_ids=True), show_progress=False)
-        return cls(np.asarray(rowids, dtype=np.int64), bm25)
+        bm25.index(tokens, show_progress=False)
+        return cls(rowids, bm25)
 
     @classmethod
     def load(cls, folder: Path) -> KeywordIndex:
         rowids = np.load(folder / cls.ROWIDS, allow_pickle=False)
-        if len(rowids) == 0:
+        if not (folder / cls.PARAMS).exists():
             return cls(rowids, None)
         return cls(rowids, bm25s.BM25.load(str(folder), load_corpus=False))
 
