@@ -52,9 +52,9 @@ def _punkt():
 _LINE = re.compile(r"[^\n]+")
 # Scraped pages often lose the space between paragraphs ("a humanitarian crisis.Israel says"),
 # which Punkt cannot see as a break. A lower-case word (or a closing bracket or quote) ending in
-# . ! or ?, glued to a capitalised word, is such a break; "U.S.", "Mr.Benn", "e.g.", brand names
-# such as "One.Tel", and addresses ("john.Smith@bbc.co.uk", "bbc.co.Uk/news") are not.
-_RUN_ON = re.compile(r"(?:(?<![\w.@/])[a-z]{2,}|[)\]\"'’”])[.!?][\"'’”)\]]?(?=[A-Z][a-z]+\b(?![@./]\w))")
+# . ! or ?, glued to a capitalised word, is such a break; "U.S.", "Mr.Benn", "e.g." and brand
+# names such as "One.Tel" are not matched, as their left side is not a lower-case word.
+_RUN_ON = re.compile(r"(?:\b[a-z]{2,}|[)\]\"'’”])[.!?][\"'’”)\]]?(?=[A-Z][a-z])")
 
 
 def split_sentences(text: str) -> list[Span]:
