@@ -50,26 +50,16 @@ def _punkt():
 
 
 _LINE = re.compile(r"[^\n]+")
-# Scraped pages often lose the space between paragraphs ("a humanitarian crisis.Israel says"),
-# which Punkt cannot see as a break. A lower-case word (or a closing bracket or quote) ending in
-# . ! or ?, glued to a capitalised word, is such a break; "U.S.", "Mr.Benn", "e.g." and brand
-# names such as "One.Tel" are not matched, as their left side is not a lower-case word.
-_RUN_ON = re.compile(r"(?:\b[a-z]{2,}|[)\]\"'’”])[.!?][\"'’”)\]]?(?=[A-Z][a-z])")
 
 
 def split_sentences(text: str) -> list[Span]:
-    """Sentence spans of `text`: each line is a paragraph, split by NLTK's Punkt model, and
-    sentences glued without a space (see `_RUN_ON`) cut apart."""
+    """Sentence spans of `text`: each line is a paragraph, split by NLTK's Punkt model."""
     punkt = _punkt()
     spans: list[Span] = []
     for line in _LINE.finditer(text):
         base = line.start()
         for start, end in punkt.span_tokenize(line.group()):
-            start += base
-            for glued in _RUN_ON.finditer(text, start, base + end):
-                spans.append(Span(start, glued.end()))
-                start = glued.end()
-            spans.append(Span(start, base + end))
+            spans.append(Span(base + start, base + end))
     return [s for s in spans if text[s.start : s.end].strip()]
 
 

@@ -67,15 +67,6 @@ def test_glued_abbreviations_do_not_split_sentences():
         "Mr. Smith met Dr. Jones in the U.S. capital on Friday.", "They agreed."]
 
 
-def test_sentences_glued_without_a_space_are_cut_apart():
-    text = ("A worsening humanitarian crisis.Israel says Rafah is the last stronghold. The talks "
-            "(in Washington).They met One.Tel, Mr.Benn and the U.S.A. team at bbc.co.uk on 3.5 Node.js.")
-    spans = split_sentences(text)
-    assert [text[s.start : s.end] for s in spans] == [
-        "A worsening humanitarian crisis.", "Israel says Rafah is the last stronghold.",
-        "The talks (in Washington).", "They met One.Tel, Mr.Benn and the U.S.A. team at bbc.co.uk on 3.5 Node.js."]
-
-
 def test_bad_budget_is_refused_with_the_value():
     with pytest.raises(ValueError, match="overlap"):
         Chunker(budget=100, overlap=60)
