@@ -127,6 +127,9 @@ def test_hostile_http_input_gets_a_clear_4xx_and_harms_nothing(bbc_service):
             ({"question": "Labour?", "filters": "sport"}, 422, "filters"),
             ({"question": "Labour?", "filters": {"since": 20050101}}, 422, "since"),
             ({"question": None}, 422, "question"),
+            (b'{"question": "Labour \\ud800?"}', 422, "question"),  # half a surrogate pair
+            (b'{"question": "Labour?", "top_k": NaN}', 422, "top_k"),  # not echoed: JSON has no NaN
+            (b'{"question": "Labour?", "top_k": 1e400}', 422, "top_k"),
         ]
         for body, status, needle in cases:
             kwargs = {"content": body, "headers": AUTH | {"content-type": "application/json"}} \
@@ -145,9 +148,14 @@ def test_hostile_http_input_gets_a_clear_4xx_and_harms_nothing(bbc_service):
             ({"text": "x" * (bbc_service.settings.max_article_bytes + 1)}, "byte limit"),
             ([], "empty"),
             ({"text": "Body.", "extra": 1}, "extra"),
+            ({"text": "Body.", "url": "http://[bad-ipv6/news/1"}, "not a valid URL"),
+            ({"text": "Body.", "published_at": "0001-01-01T00:00:00+05:00"}, "out of range in UTC"),
+            (b'{"title": "Body \\ud800", "text": "Body."}', "unicode string"),
         ]
         for body, needle in writes:
-            response = http.post("/articles", json=body, headers=AUTH)
+            response = http.post("/articles", **(
+                {"content": body, "headers": AUTH | {"content-type": "application/json"}}
+                if isinstance(body, bytes) else {"json": body, "headers": AUTH}))
             assert response.status_code == 422, (str(body)[:80], response.text[:300])
             assert needle in response.text, (str(body)[:80], response.text[:300])
         assert http.get("/articles/..%2F..%2Fetc%2Fpasswd", headers=AUTH).status_code == 404
@@ -156,8 +164,9 @@ def test_hostile_http_input_gets_a_clear_4xx_and_harms_nothing(bbc_service):
         ok = http.post("/articles", headers=AUTH, json=[
             {"id": "nul-1", "title": "Nul\x00 title", "text": "The Varro mill\x00 closed in March."},
             {"id": "hidden-1", "html": HIDDEN_HTML},
+            {"id": "bare-1", "text": "A. B. C."},  # no word BM25 keeps: stored, and nothing breaks
         ])
-        assert ok.status_code == 200 and ok.json()["ingested"] == ["nul-1", "hidden-1"]
+        assert ok.status_code == 200 and ok.json()["ingested"] == ["nul-1", "hidden-1", "bare-1"]
         nul = http.get("/articles/nul-1", headers=AUTH).json()
         assert "\x00" not in nul["text"] + nul["title"] and "Varro mill closed" in nul["text"]
         hidden = http.get("/articles/hidden-1", headers=AUTH).json()["text"]
@@ -167,8 +176,11 @@ def test_hostile_http_input_gets_a_clear_4xx_and_harms_nothing(bbc_service):
                             headers=AUTH).json()["results"]
         assert all("INSTRUCTIONS" not in r["text"] for r in results)
 
+        far = http.post("/search", json={"query": "breakwater", "filters": {"until": "9999-12-31"}}, headers=AUTH)
+        assert far.status_code == 200, far.text  # the last date there is: no upper bound
+
         after = http.get("/health").json()
-        assert after["articles"] == before["articles"] + 2 and after["status"] == "ok"
+        assert after["articles"] == before["articles"] + 3 and after["status"] == "ok"
     assert bbc_service.store.check().ok
 
 

@@ -524,6 +524,9 @@ def test_bad_jsonl_lines_fail_alone(tmp_path: Path) -> None:
         ({"source": ["BBC"]}, "source: expected a string, got array"),
         ({"url": 5}, "url: expected a string, got number"),
         ({"category": True}, "category: expected a string, got boolean"),
+        ({"text": "Body \ud800."}, "text: not valid Unicode (an unpaired surrogate at character 5)"),
+        ({"url": "http://[bad-ipv6/news/1"}, "url: 'http://[bad-ipv6/news/1' is not a valid URL"),
+        ({"published_at": "0001-01-01T00:00:00+05:00"}, "published_at: '0001-01-01T00:00:00+05:00' is out of range"),
     ],
 )
 def test_record_errors_name_the_field(fields: dict[str, object], message: str) -> None:

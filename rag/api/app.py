@@ -110,10 +110,22 @@ def create_app(settings: Settings | None = None, service: Service | None = None)
         # that parses but breaks the schema stays FastAPI's 422 with its list of field errors.
         broken = next((e for e in error.errors() if e.get("type") == "json_invalid"), None)
         if broken is None:
-            return await request_validation_exception_handler(request, error)
+            try:
+                return await request_validation_exception_handler(request, error)
+            except (ValueError, UnicodeEncodeError):
+                # The rejected value cannot be echoed in JSON (NaN, 1e400, a lone "\ud800"): name
+                # the field and the reason without it.
+                detail = [{"type": e["type"], "loc": [_printable(part) for part in e["loc"]],
+                           "msg": _printable(e["msg"])} for e in error.errors()]
+                return JSONResponse({"detail": detail}, status_code=422)
         where = f" at character {broken['loc'][-1]}" if isinstance(broken["loc"][-1], int) else ""
         reason = broken.get("ctx", {}).get("error", "")
         return JSONResponse({"detail": f"the body is not valid JSON{where}: {reason}".rstrip(": ")},
                             status_code=400)
 
     return app
+
+
+def _printable(value: str | int) -> str | int:
+    """A string that UTF-8 can encode: a lone surrogate is written as its escape."""
+    return value.encode("utf-8", "backslashreplace").decode("utf-8") if isinstance(value, str) else value

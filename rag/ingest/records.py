@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import urlsplit
 
 from rag.errors import InvalidInput
 from rag.ingest.cleaning import fallback_title, normalize_text, one_line
@@ -43,6 +44,11 @@ def article_from_record(
 
     title = one_line(_string(record, "title") or "") or page_title or fallback_title(text)
     url = _optional(record, "url")
+    if url:
+        try:
+            urlsplit(url)
+        except ValueError as error:  # "http://[bad-ipv6/…"
+            raise InvalidInput(f"url: {url!r} is not a valid URL ({error})") from None
     if "id" in record and record["id"] is not None:
         article_id = validate_article_id(record["id"])
     elif url:
@@ -80,7 +86,10 @@ def parse_published_at(value: object) -> datetime | None:
         ) from None
     if parsed.tzinfo is None:
         return parsed.replace(tzinfo=UTC)
-    return parsed.astimezone(UTC)
+    try:
+        return parsed.astimezone(UTC)
+    except OverflowError:  # 0001-01-01T00:00+05:00 falls before the first representable instant
+        raise InvalidInput(f"published_at: {value!r} is out of range in UTC") from None
 
 
 def _string(record: Mapping[str, Any], field: str) -> str | None:
@@ -89,6 +98,11 @@ def _string(record: Mapping[str, Any], field: str) -> str | None:
         return None
     if not isinstance(value, str):
         raise InvalidInput(f"{field}: expected a string, got {type_name(value)}")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as error:  # JSON's "\ud800": a half of a surrogate pair, no character
+        raise InvalidInput(f"{field}: not valid Unicode (an unpaired surrogate at character {error.start})"
+                           ) from None
     return value
 
 

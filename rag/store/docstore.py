@@ -18,7 +18,7 @@ import threading
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 
 import numpy as np
@@ -507,7 +507,7 @@ def _filter_sql(filters: Filters) -> tuple[str, list[str]]:
     if filters.since:
         where.append("a.published_at >= ?")
         params.append(_iso(datetime.combine(filters.since, time.min, UTC)))
-    if filters.until:
+    if filters.until and filters.until < date.max:  # up to date.max is no bound at all
         where.append("a.published_at < ?")
         params.append(_iso(datetime.combine(filters.until + timedelta(days=1), time.min, UTC)))
     return (" WHERE " + " AND ".join(where)) if where else "", params
