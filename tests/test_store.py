@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import sqlite3
 
 import numpy as np
 import pytest
@@ -109,6 +110,22 @@ def test_restart_loads_the_persisted_index(tmp_path):
     assert again.load_problem is None
     assert again.indexes().generation == generation
     assert _ids(again) == ids
+
+
+def test_each_sentence_maps_to_every_chunk_that_holds_it(tmp_path):
+    store = Store(tmp_path, "m", DIM)
+    for i in range(3):
+        _put(store, _article(i, words="and a longer tail of words " * i))
+    _put(store, Article(id="short", title="Short", text=" ".join(f"Rain {j}." for j in range(60))))
+    db = sqlite3.connect(tmp_path / "docstore.sqlite")
+    sentences = db.execute("SELECT rowid, article_id, start, end FROM sentences WHERE vector IS NOT NULL").fetchall()
+    chunks = db.execute("SELECT rowid, article_id, start, end FROM chunks").fetchall()
+    expected = {s: tuple(sorted(c for c, ca, cs, ce in chunks if ca == a and cs <= start and end <= ce))
+                for s, a, start, end in sentences}
+    assert any(len(held) == 2 for held in expected.values())  # the chunks overlap
+    assert store.docstore.sentence_chunks() == expected
+    some = np.array(sorted(expected)[::3])
+    assert store.docstore.sentence_chunks(some) == {s: expected[s] for s in some}
 
 
 def test_an_article_without_a_keyword_is_stored_searched_and_deleted(tmp_path):
