@@ -98,6 +98,8 @@ class Service:
         question = question.strip()
         if not question:
             raise InvalidInput(f"{name} must not be empty")
+        if not any(ch.isalnum() for ch in question):  # "\u200b", "???": nothing to look for
+            raise InvalidInput(f"{name} holds no word to search for: {question!r}")
         if len(question) > self.settings.max_question_chars:
             raise InvalidInput(
                 f"{name} is {len(question)} characters, over the {self.settings.max_question_chars} limit"

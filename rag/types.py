@@ -78,6 +78,10 @@ class Filters:
     since: date | None = None
     until: date | None = None
 
+    def __post_init__(self) -> None:
+        if self.category:  # categories are stored lower-case ("Business" finds "business")
+            object.__setattr__(self, "category", self.category.lower())
+
     @property
     def empty(self) -> bool:
         return not (self.category or self.source or self.since or self.until)

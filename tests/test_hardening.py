@@ -130,6 +130,7 @@ def test_hostile_http_input_gets_a_clear_4xx_and_harms_nothing(bbc_service):
             (b'{"question": "Labour \\ud800?"}', 422, "question"),  # half a surrogate pair
             (b'{"question": "Labour?", "top_k": NaN}', 422, "top_k"),  # not echoed: JSON has no NaN
             (b'{"question": "Labour?", "top_k": 1e400}', 422, "top_k"),
+            ({"question": "\u200b?"}, 422, "no word"),  # invisible: nothing to search for
         ]
         for body, status, needle in cases:
             kwargs = {"content": body, "headers": AUTH | {"content-type": "application/json"}} \
@@ -178,6 +179,8 @@ def test_hostile_http_input_gets_a_clear_4xx_and_harms_nothing(bbc_service):
 
         far = http.post("/search", json={"query": "breakwater", "filters": {"until": "9999-12-31"}}, headers=AUTH)
         assert far.status_code == 200, far.text  # the last date there is: no upper bound
+        cased = http.post("/search", json={"query": "profits", "filters": {"category": "Business"}}, headers=AUTH)
+        assert cased.json()["results"] and {r["category"] for r in cased.json()["results"]} == {"business"}
 
         after = http.get("/health").json()
         assert after["articles"] == before["articles"] + 3 and after["status"] == "ok"
