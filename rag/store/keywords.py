@@ -28,7 +28,6 @@ def _tokenize(texts: list[str], return_ids: bool):
 
 class KeywordIndex:
     ROWIDS = "rowids.npy"
-
     PARAMS = "params.index.json"  # written by bm25s with every index it saves
 
     def __init__(self, rowids: np.ndarray, bm25: bm25s.BM25 | None) -> None:
