@@ -179,7 +179,8 @@ def sentence_features(question: QuestionInfo, cands: list[Sentence], cosines: np
     keys = [key_pattern(k) for k in question.keys]
 
     def key_share(text: str) -> float:
-        return sum(k.search(text.lower()) is not None for k in keys) / max(1, len(keys))
+        lowered = text.lower()
+        return sum(k.search(lowered) is not None for k in keys) / max(1, len(keys))
 
     passage_keys = {c.passage.chunk_id: key_share(f"{c.passage.title}\n{c.passage.text}") for c in cands}
     top_cosine, top_overlap, top_soft, top_soft_before = cosines.max(), overlaps.max(), soft[:, 0].max(), soft[:, 1].max()
