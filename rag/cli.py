@@ -80,40 +80,73 @@ def main(ctx: click.Context, index_dir: Path | None) -> None:
 @main.command()
 @click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON")
+@click.option("--progress-every", type=click.FloatRange(min=0.01), default=10.0, show_default=True,
+              help="Seconds between progress lines when stderr is not a terminal")
 @click.pass_context
-def ingest(ctx: click.Context, paths: tuple[Path, ...], as_json: bool) -> None:
+def ingest(ctx: click.Context, paths: tuple[Path, ...], as_json: bool, progress_every: float) -> None:
     """Add or update articles from files and folders (.txt, .html, .json, .jsonl)."""
-    from tqdm import tqdm
-
     from rag.ingest import find_files, read_file
 
     settings = _settings(ctx)
     files, missing = find_files(list(paths))
     service = _service(ctx, create=True)
-    bar = tqdm(total=len(files), unit="file", desc="ingest", file=sys.stderr,
-               disable=not sys.stderr.isatty())
+    progress = _ingest_progress(len(files) + len(missing), progress_every)
 
     def items() -> Iterator[Article | IngestFailure]:
         yield from missing
         for path in files:
-            yield from read_file(path, max_bytes=settings.max_article_bytes)
-            bar.update()
+            read = read_file(path, max_bytes=settings.max_article_bytes)
+            progress.grow(len(read) - 1)
+            yield from read
 
     try:
-        report = service.ingest(items())
+        with progress:
+            report = service.ingest(items(), progress=progress.update)
     except RagError as error:
         raise click.ClickException(str(error)) from error
-    finally:
-        bar.close()
     if as_json:
         click.echo(IngestResponse.of(report).model_dump_json())
     else:
         for failure in report.failed:
             click.echo(f"failed: {failure}", err=True)
-        click.echo(f"ingested {len(report.ingested)}, unchanged {len(report.unchanged)}, "
+        duplicates = (f", duplicates {len(report.duplicates)} (stored already under another id)"
+                      if report.duplicates else "")
+        click.echo(f"ingested {len(report.ingested)}, unchanged {len(report.unchanged)}{duplicates}, "
                    f"failed {len(report.failed)}")
     if report.failed:
         sys.exit(1)
+
+
+class _Bar:
+    """tqdm's bar on a terminal, with the interface of `ProgressLines`."""
+
+    def __init__(self, total: int) -> None:
+        from tqdm import tqdm
+
+        self._bar = tqdm(total=total, unit="article", desc="ingest", file=sys.stderr)
+
+    def update(self, n: int = 1) -> None:
+        self._bar.update(n)
+
+    def grow(self, n: int) -> None:
+        if n:
+            self._bar.total += n
+            self._bar.refresh()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._bar.close()
+
+
+def _ingest_progress(total: int, every: float):
+    """A bar on a terminal; otherwise (a log, a pipe, CI) a plain line every `every` seconds."""
+    if sys.stderr.isatty():
+        return _Bar(total)
+    from rag.ingest.progress import ProgressLines
+
+    return ProgressLines(total, lambda line: click.echo(line, err=True), every)
 
 
 @main.command()
@@ -386,6 +419,36 @@ def squad(ctx: click.Context, file: Path, distractors: Path | None, articles: st
         return
     for key, value in scores.items():
         click.echo(f"{key:<26} {value:.2f}" if isinstance(value, float) else f"{key:<26} {value}")
+
+
+@eval_group.command()
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--delete-and-ask", is_flag=True,
+              help="Also ask the answerable questions on a copy of the index without their articles")
+@click.option("--questions", "show", is_flag=True, help="Print one line per question")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object")
+@click.pass_context
+def staff(ctx: click.Context, file: Path, delete_and_ask: bool, show: bool, as_json: bool) -> None:
+    """Staff-style questions (tests/data/staff-dev.json) asked of the index: short answer right, the
+    shown sentence holds the answer, out-of-corpus questions refused."""
+    from rag.eval.staff import evaluate, load_staff, table
+
+    try:
+        questions = load_staff(file)
+        service = _service(ctx)
+        answerable = sum(q.answerable for q in questions)
+        with _bar(len(questions) + (answerable if delete_and_ask else 0)) as bar:
+            report, outcomes = evaluate(service, questions, delete_and_ask, bar.update)
+    except RagError as error:
+        raise click.ClickException(str(error)) from error
+    if as_json:
+        click.echo(json.dumps(report))
+        return
+    if show:
+        for line in table(outcomes):
+            click.echo(line)
+    for key, value in report.items():
+        click.echo(f"{key:<26} {value:.1f}" if isinstance(value, float) else f"{key:<26} {value}")
 
 
 @main.group(name="train")

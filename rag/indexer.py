@@ -13,7 +13,7 @@ brought up to date once at the end, under the single-writer lock.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from itertools import islice
 
@@ -26,6 +26,16 @@ from rag.store import Store
 from rag.store.docstore import Embedded
 from rag.types import Article, Chunk, IngestFailure, IngestReport, Span
 
+Progress = Callable[[int], None]  # called with how many more articles are done (stored, unchanged or failed)
+# Sentences embedded per encoder call within a batch: large enough that sorting by length keeps
+# padding low (~1,000 sentences is ~50 BBC articles), small enough that progress moves every few
+# seconds on a busy 2-core machine.
+EMBED_POOL = 1024
+
+
+def _no_progress(n: int) -> None:
+    pass
+
 
 @dataclass
 class Indexer:
@@ -34,9 +44,11 @@ class Indexer:
     store: Store
     batch_size: int = 256  # articles per docstore transaction; also what one embedding call sees
 
-    def add(self, items: Iterable[Article | IngestFailure], lock_timeout: float | None = None) -> IngestReport:
+    def add(self, items: Iterable[Article | IngestFailure], lock_timeout: float | None = None,
+            progress: Progress = _no_progress) -> IngestReport:
         """Ingest articles (failures from reading pass straight into the report). New and changed
-        articles replace their stored chunks; unchanged ones (same content hash) are skipped."""
+        articles replace their stored chunks; unchanged ones (same content hash) are skipped.
+        `progress` hears of every item as it is done (embedded, skipped or failed)."""
         report = IngestReport()
         origins: dict[str, str] = {}  # id → origin, to catch two items claiming one id
         with self.store.writer(lock_timeout):
@@ -52,7 +64,9 @@ class Indexer:
                     else:
                         origins[item.id] = item.origin
                         articles.append(item)
-                changed |= self._add_batch(articles, report)
+                        continue
+                    progress(1)
+                changed |= self._add_batch(articles, report, progress)
             if changed or self.store.indexes().generation != self.store.docstore.generation():
                 self.store.publish()
         return report
@@ -81,16 +95,27 @@ class Indexer:
             done += len(rows)
         return done
 
-    def _add_batch(self, articles: list[Article], report: IngestReport) -> bool:
+    def _add_batch(self, articles: list[Article], report: IngestReport, progress: Progress = _no_progress) -> bool:
         stored = self.store.docstore.content_hashes([a.id for a in articles])
+        # One story, one copy: an article whose title and text another id already holds (stored,
+        # or earlier in this batch) is not stored again, e.g. the seeds' BBC files met again in
+        # the corpus folder, or a record repeating a file.
+        holders = self.store.docstore.holders([a.text_key for a in articles])
         todo: list[tuple[Article, list]] = []
         for article in articles:
             if stored.get(article.id) == article.content_hash:
                 report.unchanged.append(article.id)
+                progress(1)
+                continue
+            holder = holders.setdefault(article.text_key, article.id)
+            if holder != article.id:
+                report.duplicates.append((article.id, holder))
+                progress(1)
                 continue
             chunks = self.chunker.chunk(article)
             if not chunks:
                 report.failed.append(IngestFailure(article.origin, "no text to index"))
+                progress(1)
                 continue
             todo.append((article, chunks))
         if not todo:
@@ -98,7 +123,10 @@ class Indexer:
         spans = [sentences_of(chunks) for _, chunks in todo]
         texts = [[article.text[s.start : s.end] for s in article_spans]
                  for (article, _), article_spans in zip(todo, spans)]
-        vectors = self._vectors({text_hash(t): t for article_texts in texts for t in article_texts})
+        vectors: dict[str, np.ndarray] = {}
+        for group in _pools(texts, EMBED_POOL):
+            vectors |= self._vectors({text_hash(t): t for article_texts in group for t in article_texts})
+            progress(len(group))
         self.store.docstore.put(
             embedded(article, chunks, np.vstack([vectors[text_hash(t)] for t in article_texts]))
             for (article, chunks), article_texts in zip(todo, texts)
@@ -138,6 +166,20 @@ def embedded(article: Article, chunks: list[Chunk], sentence_vectors: np.ndarray
         chunk_vectors[i] = mean / (np.linalg.norm(mean) or 1.0)
     return Embedded(article, chunks, [text_hash(c.text) for c in chunks], chunk_vectors, spans,
                     [text_hash(article.text[s.start : s.end]) for s in spans], sentence_vectors)
+
+
+def _pools(texts: list[list[str]], size: int) -> Iterator[list[list[str]]]:
+    """Consecutive articles' sentence lists, grouped until a group holds `size` sentences."""
+    group: list[list[str]] = []
+    held = 0
+    for article_texts in texts:
+        group.append(article_texts)
+        held += len(article_texts)
+        if held >= size:
+            yield group
+            group, held = [], 0
+    if group:
+        yield group
 
 
 def _batched(items: Iterable, size: int) -> Iterator[list]:

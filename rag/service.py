@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -72,8 +72,11 @@ class Service:
         """Answer the last user turn, rewritten into a standalone question from the others."""
         return Chat(self.ask, self.llm, self.settings.max_question_chars).reply(turns, top_k, filters)
 
-    def ingest(self, items: Iterable[Article | IngestFailure], lock_timeout: float | None = None) -> IngestReport:
-        return self.indexer.add(items, lock_timeout=lock_timeout)
+    def ingest(self, items: Iterable[Article | IngestFailure], lock_timeout: float | None = None,
+               progress: Callable[[int], None] | None = None) -> IngestReport:
+        if progress is None:
+            return self.indexer.add(items, lock_timeout=lock_timeout)
+        return self.indexer.add(items, lock_timeout=lock_timeout, progress=progress)
 
     def delete(self, article_id: str, lock_timeout: float | None = None) -> None:
         self.indexer.delete(article_id, lock_timeout=lock_timeout)
@@ -84,9 +87,13 @@ class Service:
     def health(self) -> dict:
         indexes = self.store.indexes()
         articles, chunks = self.store.docstore.counts()
+        # An ingest run commits articles batch by batch but publishes the indexes once at its end:
+        # until then the stored ones outnumber those a question can find.
+        searchable = len(set(indexes.chunk_articles.values()))
         return {
             "status": "ok" if self.store.load_problem is None else "degraded",
             "articles": articles,
+            "articles_searchable": searchable,
             "chunks": chunks,
             "model": self.embedder.name,
             "dimension": self.embedder.dimension,

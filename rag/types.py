@@ -22,6 +22,13 @@ class Article:
     origin: str = ""  # where it was read from (file path, request item); for messages only
 
     @property
+    def text_key(self) -> str:
+        """Hash of the title and text alone, case and spacing aside: the same story arriving by
+        two paths (two folders, a file and a record) has one key, and is stored once."""
+        words = " ".join(f"{self.title}\n{self.text}".casefold().split())
+        return hashlib.sha256(words.encode("utf-8", "surrogatepass")).hexdigest()
+
+    @property
     def content_hash(self) -> str:
         """Hash of everything stored about the article: equal hashes mean nothing to re-ingest."""
         fields = [self.title, self.text, self.source, self.url, self.category,
@@ -158,6 +165,8 @@ class IngestReport:
     unchanged: list[str] = field(default_factory=list)
     failed: list[IngestFailure] = field(default_factory=list)
     deleted: list[str] = field(default_factory=list)
+    # (id, id of the stored article with the same title and text): not stored a second time
+    duplicates: list[tuple[str, str]] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:

@@ -117,5 +117,5 @@ def test_progress_bar_on_a_terminal(tmp_path):
     """On a terminal (a pty with a window size) `rag ingest` draws a progress bar on stderr."""
     code, text = run_on_terminal(["--index-dir", str(tmp_path / "index"), "ingest", str(SEEDS)])
     assert code == 0
-    assert "ingest: 100%" in text and "file/s" in text
+    assert "ingest: 100%" in text and "article/s" in text
     assert "ingested 11, unchanged 0, failed 0" in text

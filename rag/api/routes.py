@@ -104,7 +104,7 @@ def add_articles(
         except RagError as error:
             items.append(IngestFailure(origin, str(error)))
     report = service.ingest(items, lock_timeout=WRITE_LOCK_TIMEOUT_S)
-    if report.failed and not (report.ingested or report.unchanged):
+    if report.failed and not (report.ingested or report.unchanged or report.duplicates):
         raise InvalidInput("; ".join(str(f) for f in report.failed))
     return IngestResponse.of(report)
 

@@ -156,14 +156,22 @@ class FailureModel(BaseModel):
     reason: str
 
 
+class DuplicateModel(BaseModel):
+    id: str
+    duplicate_of: str = Field(..., description="The stored article with the same title and text")
+
+
 class IngestResponse(BaseModel):
     ingested: list[str]
     unchanged: list[str]
+    duplicates: list[DuplicateModel] = Field(
+        default_factory=list, description="Not stored: another article already holds the same title and text")
     failed: list[FailureModel]
 
     @classmethod
     def of(cls, report: IngestReport) -> IngestResponse:
         return cls(ingested=report.ingested, unchanged=report.unchanged,
+                   duplicates=[DuplicateModel(id=i, duplicate_of=kept) for i, kept in report.duplicates],
                    failed=[FailureModel(origin=f.origin, reason=f.reason) for f in report.failed])
 
 
@@ -193,7 +201,10 @@ class ErrorResponse(BaseModel):
 
 class HealthResponse(BaseModel):
     status: str = Field(..., description="ok, degraded (index rebuilt at load), loading or failed")
-    articles: int | None = None
+    articles: int | None = Field(None, description="Articles stored in the docstore")
+    articles_searchable: int | None = Field(
+        None, description="Articles the published indexes hold: fewer than `articles` while an ingest run "
+                          "is writing (it publishes when it finishes)")
     chunks: int | None = None
     model: str | None = None
     dimension: int | None = None

@@ -30,7 +30,7 @@ from rag.types import Article, Chunk, Filters, Passage, Span
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -44,8 +44,10 @@ CREATE TABLE IF NOT EXISTS articles (
     category TEXT,
     content_hash TEXT NOT NULL,
     origin TEXT NOT NULL,
-    ingested_at TEXT NOT NULL
+    ingested_at TEXT NOT NULL,
+    text_key TEXT               -- Article.text_key: one story, one copy, whatever its id
 );
+CREATE INDEX IF NOT EXISTS articles_text_key ON articles(text_key);
 CREATE INDEX IF NOT EXISTS articles_category ON articles(category);
 CREATE INDEX IF NOT EXISTS articles_source ON articles(source);
 CREATE INDEX IF NOT EXISTS articles_published ON articles(published_at);
@@ -171,6 +173,15 @@ class Docstore:
                     db.execute(statement)
             log.info("docstore %s migrated to schema 2: sentence vectors are filled in by the next ingest",
                      self.path)
+        columns = {row[1] for row in db.execute("PRAGMA table_info(articles)")}
+        if columns and "text_key" not in columns:  # schema 2 → 3: every stored article gets its key
+            with self._transaction() as db:
+                db.execute("ALTER TABLE articles ADD COLUMN text_key TEXT")
+                rows = db.execute("SELECT id, title, text FROM articles").fetchall()
+                db.executemany("UPDATE articles SET text_key=? WHERE id=?",
+                               [(Article(i, title, text).text_key, i) for i, title, text in rows])
+                db.execute("UPDATE meta SET value = '3' WHERE key = 'schema_version'")
+            log.info("docstore %s migrated to schema 3 (text keys of %d articles)", self.path, len(rows))
 
     # -- meta ----------------------------------------------------------------------------------
     def generation(self) -> int:
@@ -197,6 +208,17 @@ class Docstore:
             articles = db.execute("SELECT count(*) FROM articles").fetchone()[0]
             chunks = db.execute("SELECT count(*) FROM chunks").fetchone()[0]
         return articles, chunks
+
+    def holders(self, text_keys: Sequence[str]) -> dict[str, str]:
+        """text key → id of the stored article with it (the first id, should several hold it)."""
+        out: dict[str, str] = {}
+        db = self._db()
+        for batch in _batches(sorted(set(text_keys)), 500):
+            marks = ",".join("?" * len(batch))
+            for key, article_id in db.execute(
+                    f"SELECT text_key, min(id) FROM articles WHERE text_key IN ({marks}) GROUP BY text_key", batch):
+                out[key] = article_id
+        return out
 
     def content_hashes(self, article_ids: Sequence[str]) -> dict[str, str]:
         out: dict[str, str] = {}
@@ -473,10 +495,11 @@ class Docstore:
                 article, chunks, text_hashes, vectors = item.article, item.chunks, item.chunk_hashes, item.chunk_vectors
                 db.execute("DELETE FROM articles WHERE id=?", (article.id,))  # cascades
                 db.execute(
-                    "INSERT INTO articles VALUES (?,?,?,?,?,?,?,?,?,?)",
+                    "INSERT INTO articles (id, title, text, source, url, published_at, category, content_hash, "
+                    "origin, ingested_at, text_key) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
                     (article.id, article.title, article.text, article.source, article.url,
                      _iso(article.published_at), article.category, article.content_hash,
-                     article.origin, now),
+                     article.origin, now, article.text_key),
                 )
                 db.executemany(
                     "INSERT INTO chunks (id, article_id, n, start, end, text, text_hash, vector) "
