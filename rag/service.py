@@ -44,6 +44,7 @@ class Service:
 
     def ask(self, question: str, top_k: int | None = None, filters: Filters = NO_FILTERS) -> Answer:
         question = self._check_question(question)
+        self._check_filters(filters)
         passages = self.retriever.search(question, top_k or self.settings.top_k, filters)
         return self.answerer.answer(question, passages)
 
@@ -52,13 +53,16 @@ class Service:
         """Checks the question and retrieves now (errors surface before any streaming); the
         iterator then yields the answer's text as it is written, and the checked `Answer` last."""
         question = self._check_question(question)
+        self._check_filters(filters)
         passages = self.retriever.search(question, top_k or self.settings.top_k, filters)
         if isinstance(self.answerer, LLMAnswerer):
             return self.answerer.stream(question, passages)
         return iter([self.answerer.answer(question, passages)])
 
     def search(self, query: str, top_k: int | None = None, filters: Filters = NO_FILTERS) -> list[Passage]:
-        return self.retriever.search(self._check_question(query, "query"), top_k or self.settings.top_k, filters)
+        query = self._check_question(query, "query")
+        self._check_filters(filters)
+        return self.retriever.search(query, top_k or self.settings.top_k, filters)
 
     def brief(self, topic: str, filters: Filters = NO_FILTERS, max_articles: int | None = None,
               progress: Progress | None = None) -> Briefing:
@@ -66,6 +70,7 @@ class Service:
         briefer = Briefer(self.store, self.embedder, self.llm, self.settings.brief_max_articles)
         if len(topic) > self.settings.max_question_chars:
             raise InvalidInput(f"topic is {len(topic)} characters, over the {self.settings.max_question_chars} limit")
+        self._check_filters(filters)
         return briefer.brief(topic, filters, max_articles, progress)
 
     def chat(self, turns: Sequence[Turn], top_k: int | None = None, filters: Filters = NO_FILTERS) -> ChatReply:
@@ -112,6 +117,15 @@ class Service:
                 f"{name} is {len(question)} characters, over the {self.settings.max_question_chars} limit"
             )
         return question
+
+    def _check_filters(self, filters: Filters) -> None:
+        """A category no article carries is a mistake to name, not an empty result to explain away."""
+        if filters.category is None:
+            return
+        known = self.store.docstore.categories()
+        if filters.category not in known:
+            listed = ", ".join(known) if known else "none: no stored article has a category"
+            raise InvalidInput(f"unknown category {filters.category!r}; the categories are: {listed}")
 
     def close(self) -> None:
         if isinstance(self.answerer, LLMAnswerer):

@@ -15,7 +15,7 @@ from pydantic import SecretStr
 from rag.api.app import create_app
 from rag.api.slack import sign
 from rag.chat import Turn, carry_terms
-from tests.conftest import live_server
+from tests.conftest import ROOT, live_server
 from tests.openai_peer import openai_peer, peer_llm
 
 SECRET = "8f742231b10e8888abcd99yyyzzz85a5"  # a test secret, in Slack's format
@@ -36,9 +36,25 @@ def openai_client(client):
         yield oa
 
 
-def test_models_lists_the_index(openai_client):
+def test_models_lists_the_index_and_chat_takes_every_name_listed(openai_client):
     models = openai_client.models.list()
-    assert [m.id for m in models.data] == ["rag-index"]
+    assert [m.id for m in models.data] == ["rag-index", "rag"]
+    for model in models.data:
+        completion = openai_client.chat.completions.create(
+            model=model.id, messages=[{"role": "user", "content": "Which countries vetoed the UN cease-fire resolution?"}])
+        assert "Russia and China" in completion.choices[0].message.content and completion.model == model.id
+
+
+def test_the_readme_chat_example_works_as_written(client):
+    """The README's Python snippet, run against this server (only the port differs), whatever the
+    index folder is called."""
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    snippet = readme.split("```python\n", 1)[1].split("```", 1)[0]
+    assert 'base_url="http://127.0.0.1:8000/v1"' in snippet
+    port = str(client.base_url).rstrip("/").rsplit(":", 1)[1]
+    namespace: dict = {}
+    exec(snippet.replace("127.0.0.1:8000", f"127.0.0.1:{port}"), namespace)  # noqa: S102 - our own README
+    assert "Russia and China" in namespace["reply"].choices[0].message.content
 
 
 def test_three_turn_chat_through_the_openai_client(openai_client):
@@ -168,6 +184,23 @@ def test_slack_refuses_a_wrong_secret_a_stale_request_and_a_tampered_body(client
     unsigned = client.post("/integrations/slack/commands", content=b"text=hi",
                            headers={"content-type": "application/x-www-form-urlencoded"})
     assert unsigned.status_code == 401 and "missing" in unsigned.json()["detail"]
+
+
+def test_slack_refusals_and_errors_go_to_the_asker_only(client):
+    refused = _slack(client, "How many copies has Minecraft sold?").json()
+    assert refused["response_type"] == "ephemeral" and refused["text"].startswith("The articles")
+    error = _slack(client, "x" * 2_000).json()
+    assert error["response_type"] == "ephemeral" and "over the 1000 limit" in error["text"]
+
+
+def test_an_unknown_category_is_named_with_the_known_ones(client):
+    expected = "unknown category 'weather'; the categories are: business, entertainment, politics, sport, tech"
+    for route, body in (("/ask", {"question": "Who won?"}), ("/search", {"query": "Who won?"}),
+                        ("/briefings", {"topic": "the economy"}),
+                        ("/v1/chat/completions", {"model": "rag", "messages": [{"role": "user", "content": "Who won?"}]})):
+        response = client.post(route, json={**body, "filters": {"category": "Weather"}} if route != "/briefings"
+                               else {**body, "category": "weather"})
+        assert response.status_code == 422 and expected in response.json()["detail"], (route, response.text)
 
 
 def test_slack_help_and_a_server_without_a_secret(client, bbc_service):

@@ -28,16 +28,25 @@ router = APIRouter(prefix="/v1", tags=["openai-compatible"], dependencies=READ, 
 STREAM_WORDS = 4  # words per streamed chunk
 
 
+# Whatever index this server serves: the name a client can hard-code (the README's example does).
+ALIAS = "rag"
+
+
 def model_id(settings: Settings) -> str:
     """The index as a model: `rag-<index folder name>`."""
     return f"rag-{settings.index_dir.name}"
 
 
-def get_model_id(request: Request) -> str:
-    return model_id(request.app.state.settings)
+def model_ids(settings: Settings) -> list[str]:
+    """The names `GET /v1/models` lists, each accepted by the chat route: the index's own, then the alias."""
+    return list(dict.fromkeys([model_id(settings), ALIAS]))
 
 
-ModelId = Annotated[str, Depends(get_model_id)]
+def get_model_ids(request: Request) -> list[str]:
+    return model_ids(request.app.state.settings)
+
+
+ModelIds = Annotated[list[str], Depends(get_model_ids)]
 
 
 class ContentPart(BaseModel):
@@ -125,19 +134,20 @@ class ChatCompletion(BaseModel):
 
 
 @router.get("/models", response_model=ModelList)
-def list_models(model: ModelId) -> ModelList:
-    return ModelList(data=[ModelCard(id=model, created=0)])
+def list_models(models: ModelIds) -> ModelList:
+    return ModelList(data=[ModelCard(id=model, created=0) for model in models])
 
 
 @router.post("/chat/completions", response_model=ChatCompletion,
              responses={200: {"content": {"text/event-stream": {}},
                               "description": "JSON, or server-sent events with `stream: true`"}})
 def chat_completions(body: ChatCompletionRequest, service: ServiceDep,
-                     model: ModelId) -> ChatCompletion | StreamingResponse:
-    if body.model != model:
-        raise InvalidInput(f"model {body.model!r} is not served here; GET /v1/models lists {model!r}")
+                     models: ModelIds) -> ChatCompletion | StreamingResponse:
+    if body.model not in models:
+        raise InvalidInput(f"model {body.model!r} is not served here; GET /v1/models lists "
+                           + " and ".join(repr(m) for m in models))
     reply = service.chat(body.turns(), body.top_k, body.filters.to_filters() if body.filters else NO_FILTERS)
-    completion = completion_of(reply, model, body)
+    completion = completion_of(reply, body.model, body)
     if body.stream:
         return StreamingResponse(stream_of(completion), media_type="text/event-stream",
                                  headers={"Cache-Control": "no-cache"})

@@ -20,7 +20,7 @@ from fastapi import APIRouter, Depends, HTTPException, Request
 from rag.api.auth import ERROR_RESPONSES
 from rag.api.routes import ServiceDep
 from rag.api.schemas import ErrorResponse
-from rag.errors import InvalidInput
+from rag.errors import RagError
 from rag.types import Answer
 
 router = APIRouter(prefix="/integrations/slack", tags=["slack"])
@@ -83,8 +83,8 @@ def slack_command(command: SlackCommand, service: ServiceDep) -> dict[str, Any]:
                           "Which countries vetoed the UN cease-fire resolution?`")
     try:
         answer = service.ask(question)
-    except InvalidInput as error:
-        return _ephemeral(f"Cannot ask that: {error}")
+    except RagError as error:  # a bad question, a busy or unusable index: for the asker only
+        return _ephemeral(f"Cannot answer that: {error}")
     return slack_message(question, answer)
 
 
@@ -98,8 +98,9 @@ def _ephemeral(text: str) -> dict[str, Any]:
 
 
 def slack_message(question: str, answer: Answer) -> dict[str, Any]:
-    """The answer for the channel: a section with the question and answer, a context block with
-    the numbered sources and their quotes; `text` is the plain fallback."""
+    """An answer for the channel (`in_channel`), a refusal for the asker only (`ephemeral`: the
+    channel gains nothing from "not in the articles"): a section with the question and answer, a
+    context block with the numbered sources and their quotes; `text` is the plain fallback."""
     sources = []
     for c in answer.citations:
         quote = c.quote if len(c.quote) <= MAX_QUOTE_CHARS else c.quote[:MAX_QUOTE_CHARS].rsplit(" ", 1)[0] + " …"
@@ -110,4 +111,4 @@ def slack_message(question: str, answer: Answer) -> dict[str, Any]:
     if sources:
         blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": "\n".join(sources)}]})
     fallback = answer.text + ("\n" + "\n".join(sources) if sources else "")
-    return {"response_type": "in_channel", "text": fallback, "blocks": blocks}
+    return {"response_type": "ephemeral" if answer.abstained else "in_channel", "text": fallback, "blocks": blocks}

@@ -209,6 +209,11 @@ class Docstore:
             chunks = db.execute("SELECT count(*) FROM chunks").fetchone()[0]
         return articles, chunks
 
+    def categories(self) -> list[str]:
+        """The categories articles carry, in order."""
+        return [r[0] for r in self._db().execute(
+            "SELECT DISTINCT category FROM articles WHERE category IS NOT NULL ORDER BY category")]
+
     def holders(self, text_keys: Sequence[str]) -> dict[str, str]:
         """text key → id of the stored article with it (the first id, should several hold it)."""
         out: dict[str, str] = {}
