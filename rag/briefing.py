@@ -190,7 +190,7 @@ class Briefer:
         docs, merged = _merge_duplicates(docs)
         stories = _stories(docs)
         pool, vectors = self._pool(docs, topic, report)
-        points = _select(docs, pool, vectors, topic_vector, _point_count(len(docs)))
+        points = _select(docs, pool, vectors, topic_vector, _point_count(len(docs)), stories)
         backend, fallback = "extractive", None
         title = _title(topic, filters)
         overview = _overview(topic, docs, stories, len(chosen), merged)
@@ -401,7 +401,9 @@ def _merge_duplicates(docs: list[_Doc]) -> tuple[list[_Doc], int]:
 
 def _stories(docs: list[_Doc]) -> list[Story]:
     """Leader clustering in relevance order: an article joins the story whose centroid is closest,
-    if within STORY_COSINE, else starts one. One pass, deterministic, O(articles × stories)."""
+    if within STORY_COSINE, else starts one. One pass, deterministic, O(articles × stories). A
+    story is titled by the headline of its most central article (closest to the centroid): the
+    one that tells the story, not the one that happened to match the topic best."""
     centroids: list[np.ndarray] = []
     members: list[list[int]] = []
     for d, doc in enumerate(docs):
@@ -418,7 +420,11 @@ def _stories(docs: list[_Doc]) -> list[Story]:
             centroids[best] = centroids[best] + doc.vector
             members[best].append(d)
             doc.story = best
-    return [Story(docs[m[0]].article.title, len(m)) for m in members]
+    stories = []
+    for centroid, m in zip(centroids, members):
+        central = max(m, key=lambda d: (float(docs[d].vector @ centroid), -d))
+        stories.append(Story(docs[central].article.title, len(m)))
+    return stories
 
 
 def _point_count(n_docs: int) -> int:
@@ -427,8 +433,10 @@ def _point_count(n_docs: int) -> int:
 
 
 def _select(docs: list[_Doc], pool: list[_Sentence], vectors: np.ndarray, topic_vector: np.ndarray,
-            k: int) -> list[_Point]:
-    """Salient sentences by MMR; each cites its article and up to two others saying the same."""
+            k: int, stories: Sequence[Story] = ()) -> list[_Point]:
+    """Salient sentences by MMR; each cites its article and up to two others saying the same. The
+    story most articles tell (the news: several outlets and follow-ups cover it) gets the first
+    point, its most salient sentence, whatever MMR would have picked first."""
     if not pool:
         return []
     to_topic = vectors @ topic_vector
@@ -443,6 +451,14 @@ def _select(docs: list[_Doc], pool: list[_Sentence], vectors: np.ndarray, topic_
     per_doc: dict[int, int] = {}
     closest = np.full(len(pool), -1.0, dtype=np.float32)  # max similarity to a chosen sentence
     cap = MAX_PER_ARTICLE if len(docs) > 1 else k
+    if stories:
+        main = max(range(len(stories)), key=lambda s: (stories[s].articles, -s))
+        in_main = [i for i, s in enumerate(pool) if docs[s.doc].story == main]
+        if in_main:
+            first = max(in_main, key=lambda i: salience[i])
+            chosen.append(first)
+            per_doc[pool[first].doc] = 1
+            closest = np.maximum(closest, vectors @ vectors[first])
     while len(chosen) < k:
         score = MMR_LAMBDA * salience - (1 - MMR_LAMBDA) * np.maximum(closest, 0)
         score[chosen] = -np.inf
@@ -474,9 +490,10 @@ def _select(docs: list[_Doc], pool: list[_Sentence], vectors: np.ndarray, topic_
 def _assemble(topic: str, title: str, overview: str, docs: list[_Doc], stories: list[Story],
               points: list[_Point], matched: int, read: int, merged: int, backend: str,
               fallback: str | None) -> Briefing:
-    """Points grouped by story (stories in the order of their best point), sources numbered in
-    order of first citation (points, then timeline)."""
-    story_order = list(dict.fromkeys(p.story for p in points))
+    """Points grouped by story, the stories most articles tell first (ties: the order of their best
+    point); sources numbered in order of first citation (points, then timeline)."""
+    first_point = list(dict.fromkeys(p.story for p in points))
+    story_order = sorted(first_point, key=lambda s: (-stories[s].articles, first_point.index(s)))
     ordered = sorted(points, key=lambda p: story_order.index(p.story))
     timeline_docs = _timeline_days(docs)
     numbers: dict[int, int] = {}
@@ -543,13 +560,26 @@ def _title(topic: str, filters: Filters) -> str:
 
 
 def _overview(topic: str, docs: list[_Doc], stories: list[Story], read: int, merged: int) -> str:
-    dates = sorted(d.article.published_at.date() for d in docs if d.article.published_at)
-    span = f", published {dates[0].isoformat()} to {dates[-1].isoformat()}" if dates else ""
+    span = _date_range(docs)
     copies = f" ({merged} near-duplicate {'copy' if merged == 1 else 'copies'} merged)" if merged else ""
     lead = sorted(stories, key=lambda s: -s.articles)[:3]
     told = "; ".join(f"“{s.title}” ({s.articles} article{'s' if s.articles > 1 else ''})" for s in lead)
     return (f"{read} article{'s' if read != 1 else ''} on “{topic}”{span}{copies}, in {len(stories)} "
             f"stor{'ies' if len(stories) != 1 else 'y'}. Leading: {told}.")
+
+
+def _date_range(docs: list[_Doc]) -> str:
+    """When the articles were published, from the dated ones only, saying how many had no date: one
+    dated article among 309 is no range."""
+    dates = sorted(d.article.published_at.date() for d in docs if d.article.published_at)
+    undated = len(docs) - len(dates)
+    if not dates:
+        return ", none of them dated" if len(docs) > 1 else ", undated"
+    when = (f"published {dates[0].isoformat()}" if dates[0] == dates[-1]
+            else f"published {dates[0].isoformat()} to {dates[-1].isoformat()}")
+    if not undated:
+        return f", {when}"
+    return f", {len(dates)} of them dated ({when}), {undated} undated"
 
 
 def _empty(topic: str, filters: Filters) -> Briefing:

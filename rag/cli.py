@@ -451,6 +451,22 @@ def staff(ctx: click.Context, file: Path, delete_and_ask: bool, show: bool, as_j
         click.echo(f"{key:<26} {value:.1f}" if isinstance(value, float) else f"{key:<26} {value}")
 
 
+@eval_group.command()
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.pass_context
+def briefings(ctx: click.Context, file: Path) -> None:
+    """Briefings on topics whose main story is known (tests/data/briefing-topics.json): is it among
+    the first two points?"""
+    from rag.eval.briefings import evaluate, lines, load_topics
+
+    try:
+        results = evaluate(_service(ctx), load_topics(file))
+    except RagError as error:
+        raise click.ClickException(str(error)) from error
+    for line in lines(results):
+        click.echo(line)
+
+
 @main.group(name="train")
 def train_group() -> None:
     """Fit the learned parts of the pipeline."""
@@ -492,6 +508,38 @@ def answerer(ctx: click.Context, file: Path, out: Path | None, exclude_articles:
 
 @train_group.command()
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--folds", type=click.IntRange(2), default=8, show_default=True, help="Article-level folds")
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Where to write it (default: the shipped rag/answer/confidence.json)")
+@click.pass_context
+def confidence(ctx: click.Context, file: Path, folds: int, out: Path | None) -> None:
+    """Calibrate the extractive answer's confidence (P(short answer right)) on a SQuAD 2.0 file, from
+    decisions made out of fold; prints the reliability table and the expected calibration error."""
+    from rag.answer.confidence import CALIBRATION_FILE
+    from rag.answer.extractive import ExtractiveAnswerer
+    from rag.answer.training import calibrate_confidence, collect
+
+    squad_articles, questions = _squad_questions(file, None)
+    settings = _settings(ctx).model_copy(update={"answerer_model": "none"})
+    with _squad_service(settings, squad_articles, None, caching=True) as service:
+        answerer = ExtractiveAnswerer(service.embedder, service.pieces, abstention=settings.abstention)
+        click.echo(f"computing features of {len(questions)} questions", err=True)
+        with _bar(len(questions)) as bar:
+            examples = collect(service.search, answerer, questions, bar.update)
+        calibration = calibrate_confidence(examples, folds, answerer, lambda s: click.echo(s, err=True))
+    out = out or CALIBRATION_FILE
+    calibration.save(out)
+    report = calibration.report
+    click.echo(f"wrote {out}: {report['decisions']} decisions, {report['answered']} answered")
+    for name in ("", "answered_"):
+        click.echo(f"{'all decisions' if not name else 'answers given'}: ECE {report[name + 'ece']:.4f}")
+        click.echo("  bin        n   predicted  right")
+        for row in report[name + "reliability"]:
+            click.echo(f"  {row['bin']}  {row['n']:>5}  {row['predicted']:.3f}      {row['right']:.3f}")
+
+
+@train_group.command()
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Where to write the figures (default: the shipped rag/answer/support-calibration.json)")
 @click.pass_context
@@ -513,6 +561,8 @@ def support(ctx: click.Context, file: Path, out: Path | None) -> None:
 
 def _answer_text(answer: Answer) -> str:
     lines = [answer.text]
+    if answer.extract is not None and not answer.abstained:
+        lines.append(f"(confidence {answer.extract.confidence:.2f})")
     if answer.citations:
         lines.append("")
         lines.extend(f"[{c.n}] {c.title} ({c.article_id}): “{c.quote}”" for c in answer.citations)

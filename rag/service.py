@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 from rag.answer import Answerer
@@ -46,7 +46,7 @@ class Service:
         question = self._check_question(question)
         self._check_filters(filters)
         passages = self.retriever.search(question, top_k or self.settings.top_k, filters)
-        return self.answerer.answer(question, passages)
+        return self._true_reason(self.answerer.answer(question, passages), filters)
 
     def ask_stream(self, question: str, top_k: int | None = None,
                    filters: Filters = NO_FILTERS) -> Iterator[str | Answer]:
@@ -57,7 +57,7 @@ class Service:
         passages = self.retriever.search(question, top_k or self.settings.top_k, filters)
         if isinstance(self.answerer, LLMAnswerer):
             return self.answerer.stream(question, passages)
-        return iter([self.answerer.answer(question, passages)])
+        return iter([self._true_reason(self.answerer.answer(question, passages), filters)])
 
     def search(self, query: str, top_k: int | None = None, filters: Filters = NO_FILTERS) -> list[Passage]:
         query = self._check_question(query, "query")
@@ -117,6 +117,21 @@ class Service:
                 f"{name} is {len(question)} characters, over the {self.settings.max_question_chars} limit"
             )
         return question
+
+    def _true_reason(self, answer: Answer, filters: Filters) -> Answer:
+        """A refusal may say a term is missing only if no article inside the filters holds it: the
+        passages read are a few of many ("Six Nations" is in 97 files when the passages lack it)."""
+        if not answer.abstained or not answer.missing:
+            return answer
+        from rag.answer.extractive import why_not
+        from rag.answer.features import key_pattern
+
+        absent = [term for term in answer.missing
+                  if not any(key_pattern(term).search(f"{title}\n{text}".lower())
+                             for _, title, text in self.store.docstore.mentioning(term, filters))]
+        scope = "articles" if filters.empty else "articles inside the filters"
+        closest = answer.closest.title if answer.closest else None
+        return replace(answer, text=why_not(absent, closest, scope), missing=tuple(absent))
 
     def _check_filters(self, filters: Filters) -> None:
         """A category no article carries is a mistake to name, not an empty result to explain away."""

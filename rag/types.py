@@ -145,6 +145,24 @@ class SentenceCheck:
 
 
 @dataclass(frozen=True, slots=True)
+class Extract:
+    """An extractive answer as a reader needs it: the short answer, inside the whole supporting
+    sentence (verbatim: the first citation's quote), and how likely the short answer is right."""
+
+    answer: str  # == sentence[start:end]
+    sentence: str
+    start: int  # offsets of the short answer inside `sentence`
+    end: int
+    confidence: float  # calibrated P(the short answer is right); see rag/answer/confidence.py
+
+    def marked(self, mark: str = "**") -> str:
+        """The sentence with the short answer marked: `… filed with the **Santa Clara court**.`"""
+        if self.start == 0 and self.end == len(self.sentence):
+            return self.sentence
+        return f"{self.sentence[: self.start]}{mark}{self.answer}{mark}{self.sentence[self.end :]}"
+
+
+@dataclass(frozen=True, slots=True)
 class Answer:
     """An answer whose [n] markers match `citations`; `abstained` when the articles lack it."""
 
@@ -155,6 +173,9 @@ class Answer:
     fallback_reason: str | None = None
     closest: Citation | None = None  # when abstaining: the nearest sentence found, not a claim
     sentences: tuple[SentenceCheck, ...] = ()  # LLM answers: every sentence it wrote, checked
+    extract: Extract | None = None  # extractive answers: short answer, its sentence, confidence
+    # When abstaining: question terms the passages read lack (the service checks every article).
+    missing: tuple[str, ...] = ()
 
 
 @dataclass(slots=True)

@@ -5,16 +5,19 @@ terms or nothing in them is close enough to the question."""
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
 from rag.answer import features as F
+from rag.answer.asked import CURRENCY, MONEY, Asked, asked, shape_ok
+from rag.answer.asked import bag as asked_bag
+from rag.answer.confidence import CONFIDENT, Calibration, confidence_row, load_calibration
 from rag.answer.model import AnswererModel, load_model, sigmoid
 from rag.answer.spans import content_terms, key_terms, nearest_typed_span, words
 from rag.embedding import Embedder
-from rag.types import Answer, Citation, Passage
+from rag.types import Answer, Citation, Extract, Passage
 from rag.wordpieces import WordPieceVectors, soft_overlaps
 
 # Question forms answered by the typed regex span nearest the question's words rather than the
@@ -24,6 +27,9 @@ from rag.wordpieces import WordPieceVectors, soft_overlaps
 # (name 49.3 vs 42.4, place 52.0 vs 44.7, what_noun 40.7 vs 27.5, why 63.7 vs 52.4).
 TYPED_SPAN_FORMS = frozenset(["date", "number"])
 NEAR_TIE = 0.5  # in span-scorer logits
+# A sentence about what is asked may replace the best-scored one if its logit is within this much;
+# past it, the passages are about something else and the answerer refuses.
+ASKED_MARGIN = 4.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,6 +76,7 @@ class ExtractiveAnswerer:
     backend: str = "extractive"
     model: AnswererModel | None = None
     abstention: str = "rules"  # with a model: "rules" (the thresholds above) or "learned" (its decision)
+    calibration: Calibration | None = None  # turns the decision into P(short answer right)
 
     def __post_init__(self) -> None:
         if self.abstention not in ("rules", "learned"):
@@ -79,7 +86,8 @@ class ExtractiveAnswerer:
     def with_model(cls, embedder: Embedder, pieces: WordPieceVectors, setting: str = "shipped",
                    abstention: str = "rules") -> ExtractiveAnswerer:
         """The answerer with the model `Settings.answerer_model` names (see `load_model`)."""
-        return cls(embedder, pieces, model=load_model(setting), abstention=abstention)
+        return cls(embedder, pieces, model=load_model(setting), abstention=abstention,
+                   calibration=load_calibration())
 
     def answer(self, question: str, passages: list[Passage]) -> Answer:
         if not passages:
@@ -95,9 +103,11 @@ class ExtractiveAnswerer:
         citation = _citation(candidate, best.score)
         missing = self._missing_key_terms(question, candidate.passage)
         if missing or best.cosine < self.min_cosine or best.overlap < self.min_overlap:
-            return self._abstain(_why_not(missing, candidate), citation)
+            return self._abstain(_why_not(missing, candidate), citation, missing)
         span_text = self._span(question, candidate.text) or candidate.text
-        return Answer(text=f"{span_text} [1]", abstained=False, backend=self.backend, citations=(citation,))
+        # No learned model, no calibration: the score itself, clipped, stands in.
+        extract = _extract(span_text, candidate.text, min(1.0, max(0.0, best.score)))
+        return _answer(extract, citation, self.backend)
 
     def prepare(self, question: str, passages: list[Passage]) -> Prepared:
         """Sentences and their features; the expensive part (embeddings), cached by training."""
@@ -110,14 +120,34 @@ class ExtractiveAnswerer:
         return Prepared(info, cands, F.sentence_features(info, cands, vectors[1:] @ vectors[0], soft))
 
     @staticmethod
+    def choose(prepared: Prepared, model: AnswererModel,
+               span_candidates: Callable[[F.QuestionInfo, str], tuple] = F.span_candidates) -> tuple[Decision, bool]:
+        """`decide`, held to what the question asks about (`rag.answer.asked`): the best-scored
+        sentence whose short answer is about the counted or named thing and of the shape asked,
+        among those within ASKED_MARGIN of the best; (the decision, whether one fits). When none
+        fits, the best sentence's decision with False: the answerer refuses."""
+        first = ExtractiveAnswerer.decide(prepared, model, span_candidates)
+        about = asked(prepared.question.text, prepared.question.kind)
+        logits = first.sentence_logits
+        for i in np.argsort(-logits, kind="stable"):
+            if logits[i] < logits[first.best] - ASKED_MARGIN:
+                break
+            decision = first if i == first.best else ExtractiveAnswerer.decide(prepared, model, span_candidates,
+                                                                               int(i))
+            if _fits(prepared.question, about, prepared.sentences[decision.best], decision.span):
+                return decision, True
+        return first, False
+
+    @staticmethod
     def decide(prepared: Prepared, model: AnswererModel,
-               span_candidates: Callable[[F.QuestionInfo, str], tuple] = F.span_candidates) -> Decision:
+               span_candidates: Callable[[F.QuestionInfo, str], tuple] = F.span_candidates,
+               sentence: int | None = None) -> Decision:
         """Best sentence, best span in it, and whether answering is worth it: answer when the
         expected F1 of the answer beats the chance that the question has none (SQuAD 2.0 scores an
         abstention 1 on an unanswerable question, 0 on an answerable one). Training passes a
         memoised `span_candidates`, as it decides the same questions many times."""
         logits = model.sentence.score(prepared.x)
-        best = int(np.argmax(logits))
+        best = int(np.argmax(logits)) if sentence is None else sentence
         spans, span_x = span_candidates(prepared.question, prepared.sentences[best].text)
         span_logits = model.span.score(span_x) if len(spans) else np.zeros(0)
         top = int(np.argmax(span_logits)) if len(spans) else -1
@@ -144,20 +174,29 @@ class ExtractiveAnswerer:
         prepared = self.prepare(question, passages)
         if not prepared.sentences:
             return self._abstain("The retrieved passages hold no sentences to answer from.")
-        decision = self.decide(prepared, model)
+        decision, about = self.choose(prepared, model)
         chosen = prepared.sentences[decision.best]
         citation = _citation(chosen, decision.expected_f1)
         missing = self._missing_key_terms(question, chosen.passage)
-        if self.abstention == "learned":
-            answer = decision.answer
-        else:
-            features = dict(zip(F.SENTENCE_FEATURES, prepared.x[decision.best], strict=True))
-            answer = (not missing and features["cosine"] >= self.min_cosine
-                      and features["overlap"] >= self.min_overlap)
+        answer = about and self.answers(prepared, decision, missing)
         if not answer:
-            return self._abstain(_why_not(missing, chosen), citation)
-        return Answer(text=f"{decision.span or chosen.text} [1]", abstained=False, backend=self.backend,
-                      citations=(citation,))
+            return self._abstain(_why_not(missing, chosen), citation, missing)
+        confidence = self.confidence(decision, answer)
+        return _answer(_extract(decision.span or chosen.text, chosen.text, confidence), citation, self.backend)
+
+    def answers(self, prepared: Prepared, decision: Decision, missing: list[str]) -> bool:
+        """Whether to answer, by the configured abstention."""
+        if self.abstention == "learned":
+            return decision.answer
+        features = dict(zip(F.SENTENCE_FEATURES, prepared.x[decision.best], strict=True))
+        return not missing and features["cosine"] >= self.min_cosine and features["overlap"] >= self.min_overlap
+
+    def confidence(self, decision: Decision, answered: bool) -> float:
+        """P(the short answer is right): calibrated when a calibration is loaded."""
+        if self.calibration is None:
+            return decision.expected_f1
+        return self.calibration.probability(
+            confidence_row(decision.features, decision.p_answerable, decision.expected_f1, answered))
 
     def _score(self, question: str, candidates: list[F.Sentence]) -> list[Scored]:
         vectors = self.embedder.embed([question] + [c.text for c in candidates])
@@ -186,8 +225,35 @@ class ExtractiveAnswerer:
         found = nearest_typed_span(question, sentence)
         return sentence[found[0]:found[1]] if found else None
 
-    def _abstain(self, message: str, closest: Citation | None = None) -> Answer:
-        return Answer(text=message, abstained=True, backend=self.backend, closest=closest)
+    def _abstain(self, message: str, closest: Citation | None = None, missing: list[str] = ()) -> Answer:
+        return Answer(text=message, abstained=True, backend=self.backend, closest=closest, missing=tuple(missing))
+
+
+def _fits(question: F.QuestionInfo, about: Asked, sentence: F.Sentence, span: str | None) -> bool:
+    """The sentence is about what is asked and the span has the shape asked (`rag.answer.asked`)."""
+    if about.counted and not about.counted <= asked_bag(sentence.text) \
+            and not (about.counted <= MONEY and span is not None and CURRENCY.search(span)):
+        return False
+    if about.topic and not about.topic <= asked_bag(f"{sentence.window}\n{sentence.passage.title}"):
+        return False
+    if about.deed and not about.deed <= asked_bag(sentence.text):
+        return False
+    return span is not None and shape_ok(span, question.text, question.kind, about.wants_name, about.topic)
+
+
+def _extract(span: str, sentence: str, confidence: float) -> Extract:
+    """The short answer located in its sentence (the first occurrence: spans are cut from it)."""
+    start = sentence.find(span)
+    if start < 0:
+        span, start = sentence, 0
+    return Extract(span, sentence, start, start + len(span), confidence)
+
+
+def _answer(extract: Extract, citation: Citation, backend: str) -> Answer:
+    """What is shown first: the short answer when it is confident, else the whole sentence with the
+    short answer marked, so a doubtful fragment never stands alone."""
+    shown = extract.answer if extract.confidence >= CONFIDENT else f"“{extract.marked()}”"
+    return Answer(text=f"{shown} [1]", abstained=False, backend=backend, citations=(citation,), extract=extract)
 
 
 def _citation(sentence: F.Sentence, score: float) -> Citation:
@@ -200,7 +266,14 @@ def _citation(sentence: F.Sentence, score: float) -> Citation:
 
 
 def _why_not(missing: list[str], closest: F.Sentence) -> str:
-    """Why it abstains, naming the question's terms the articles lack when that is the reason."""
-    reason = (f"The articles do not mention {', '.join(repr(m) for m in missing)} in connection with this"
-              if missing else "The articles do not appear to answer this")
-    return f"{reason}; the closest article is “{closest.passage.title}”."
+    """Why it abstains, as far as the passages read tell: the service replaces a claim that terms
+    are missing with what every article says (`Service.ask`)."""
+    return why_not(missing, closest.passage.title)
+
+
+def why_not(missing: Sequence[str], closest_title: str | None, scope: str = "articles") -> str:
+    """"No article mentions 'x'" only for terms no article (inside the filters: `scope`) holds;
+    otherwise the passages read do not answer; naming the closest article either way."""
+    reason = (f"The {scope} do not mention {', '.join(repr(m) for m in missing)}"
+              if missing else "The passages read do not answer this")
+    return f"{reason}; the closest article is “{closest_title}”." if closest_title else f"{reason}."

@@ -20,13 +20,15 @@ DATE = re.compile(
 NUMBER = re.compile(
     r"(?:[$£€¥]\s?)?\b\d[\d,]*(?:\.\d+)?(?:\s?(?:%|per ?cent|bn|m|million|billion|trillion|thousand|"
     r"hundred|km|miles|kg|tonnes|years?|months?|days?|hours?|minutes?|people|times))?\b%?"
+    r"|\b(?:one|two|three|four|five|six|seven|eight|nine|ten|\d+) in (?:every )?(?:\d+|two|three|four|five|six|"
+    r"seven|eight|nine|ten|a hundred|a thousand)\b"  # "one in 10 adult Americans"
     r"|\b(?:one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|twenty|thirty|forty|fifty|"
     r"hundred|thousand|dozens?|hundreds|thousands|millions)(?:\s(?:million|billion|thousand|hundred))?\b",
     re.IGNORECASE,
 )
 # Runs of capitalised words, allowing a few lower-case joiners inside ("Bank of England").
 NAME = re.compile(
-    r"\b[A-Z][\w'’.-]*[\w]?(?:\s+(?:(?:of|the|de|du|van|von|al|bin|and|for)\s+)?[A-Z][\w'’.-]*[\w]?)*"
+    r"\b[A-Z][\w'’.-]*[\w]?(?:\s+(?:(?:of|the|de|du|van|von|al|bin|and|for|&)\s+)?[A-Z][\w'’.-]*[\w]?)*"
 )
 
 
@@ -38,7 +40,11 @@ class QuestionType:
 def question_type(question: str) -> QuestionType:
     q = question.lower().strip()
     if re.search(r"\b(how (?:many|much|long|old|far|big|large|tall|often)|what (?:percentage|proportion|"
-                 r"number|amount|share|price|rate)|how much)\b", q):
+                 r"number|amount|share|price|rate|level)|how much)\b", q):
+        return QuestionType("number")
+    # "What was the average house price …?", "What is the new target …?" ask for an amount too.
+    if re.search(r"^what (?:is|was|were|are|will be) the (?:\w+ ){0,2}(?:price|cost|number|rate|level|figure|"
+                 r"amount|value|total|salary|fee|budget|target|majority|population|score)\b", q):
         return QuestionType("number")
     if re.search(r"\b(when|what (?:year|date|day|month|time|century|decade)|which (?:year|date|day|month|"
                  r"century|decade)|since when)\b", q):
@@ -102,9 +108,16 @@ def candidate_spans(sentence: str, kind: str) -> list[tuple[int, int]]:
                 while start < end and sentence[start] == " ":
                     start += 1
             text = sentence[start:end].rstrip(".,;:")
+            if kind == "number" and _CONVERSION.search(sentence[:start]):
+                continue  # "$280bn (£155bn)": the amount in brackets restates the one before it
             if text.strip():
                 spans.append((start, start + len(text)))
     return spans
+
+
+# An amount, then an opening bracket: what follows converts it into another currency or unit.
+_CONVERSION = re.compile(r"(?:[$£€¥]\s?\d[\d,.]*\s?(?:bn|m|million|billion|trillion)?|\d[\d,.]*\s?(?:km|miles|kg|lb|"
+                         r"tonnes|metres|feet))\s?\(\s?(?:US)?$")
 
 
 def nearest_typed_span(question: str, sentence: str) -> tuple[int, int] | None:

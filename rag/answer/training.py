@@ -205,3 +205,54 @@ def folds(articles: Sequence[str], k: int) -> list[list[str]]:
         raise ValueError(f"folds must be between 2 and the number of articles ({len(articles)}), got {k}")
     ordered = sorted(articles)
     return [ordered[i::k] for i in range(k)]
+
+
+def confidence_rows(examples: Sequence[Example], k: int, answerer: ExtractiveAnswerer,
+                    log: Callable[[str], None] = lambda s: None
+                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Decisions made out of fold (for each article fold, an answerer trained on the other folds
+    decides the fold's questions): confidence feature rows, whether each short answer is right,
+    whether the answerer (with `answerer`'s abstention) would answer, and each row's fold."""
+    from rag.answer.confidence import confidence_row
+    from rag.eval.staff import short_right
+
+    rows, right, answered, fold_of = [], [], [], []
+    spans_of = SpanCache()
+    for i, held_out in enumerate(folds(sorted({ex.question.article for ex in examples}), k)):
+        model = train([ex for ex in examples if ex.question.article not in held_out], spans_of=spans_of)
+        for ex in examples:
+            if ex.question.article not in held_out or not ex.prepared.sentences:
+                continue
+            decision, about = ExtractiveAnswerer.choose(ex.prepared, model, spans_of)
+            chosen = ex.prepared.sentences[decision.best]
+            missing = answerer._missing_key_terms(ex.question.question, chosen.passage)
+            answers = about and answerer.answers(ex.prepared, decision, missing)
+            rows.append(confidence_row(decision.features, decision.p_answerable, decision.expected_f1, answers))
+            right.append(ex.question.answerable and short_right(decision.span or chosen.text, ex.question.answers))
+            answered.append(answers)
+            fold_of.append(i)
+        log(f"fold {i + 1}/{k} decided")
+    return np.array(rows), np.array(right), np.array(answered), np.array(fold_of)
+
+
+def calibrate_confidence(examples: Sequence[Example], k: int, answerer: ExtractiveAnswerer,
+                         log: Callable[[str], None] = lambda s: None):
+    """The shipped calibration (fitted on every out-of-fold decision) and its report: reliability
+    table and expected calibration error of calibrations fitted without the fold they predict
+    (nested folds), over all decisions and over the answers given."""
+    from rag.answer.confidence import Calibration, fit, reliability
+
+    rows, right, answered, fold_of = confidence_rows(examples, k, answerer, log)
+    predicted = np.zeros(len(rows))
+    for i in range(k):
+        inside = fold_of == i
+        if inside.any():
+            scorer = fit(rows[~inside], right[~inside])
+            predicted[inside] = 1 / (1 + np.exp(-scorer.score(rows[inside])))
+    table, ece = reliability(predicted, right)
+    answered_table, answered_ece = reliability(predicted[answered], right[answered])
+    report = {"folds": k, "decisions": int(len(rows)), "answered": int(answered.sum()),
+              "right": float(right.mean()), "ece": round(ece, 4), "reliability": table,
+              "answered_right": float(right[answered].mean()) if answered.any() else 0.0,
+              "answered_ece": round(answered_ece, 4), "answered_reliability": answered_table}
+    return Calibration(fit(rows, right), report)

@@ -8,7 +8,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from rag.briefing import Briefing
-from rag.types import Answer, Article, Citation, Filters, IngestReport, Passage, SentenceCheck
+from rag.types import Answer, Article, Citation, Extract, Filters, IngestReport, Passage, SentenceCheck
 
 
 class FiltersModel(BaseModel):
@@ -85,8 +85,26 @@ class SentenceModel(BaseModel):
         return cls(text=s.text, cites=list(s.cites), supported=s.supported, score=s.score)
 
 
+class ExtractModel(BaseModel):
+    answer: str = Field(..., description="The short answer: sentence[start:end]")
+    sentence: str = Field(..., description="The whole supporting sentence, verbatim (the first citation's quote)")
+    start: int = Field(..., description="Offsets of the short answer inside `sentence`")
+    end: int
+    confidence: float = Field(..., description="Calibrated probability that the short answer is right "
+                                               "(on SQuAD dev-a, by article folds)")
+
+    @classmethod
+    def of(cls, extract: Extract) -> ExtractModel:
+        return cls(answer=extract.answer, sentence=extract.sentence, start=extract.start, end=extract.end,
+                   confidence=round(extract.confidence, 4))
+
+
 class AskResponse(BaseModel):
-    answer: str = Field(..., description="The answer with [n] markers, or why it abstained")
+    answer: str = Field(..., description="What to show first, with [n] markers: the short answer when it is "
+                                         "confident, else the supporting sentence with the short answer in "
+                                         "**…**; or why it abstained")
+    extract: ExtractModel | None = Field(
+        None, description="Extractive answers: the short answer, its sentence and the confidence")
     abstained: bool
     backend: str = Field(..., description="Who wrote the answer: extractive, llamacpp or openai")
     citations: list[CitationModel] = Field(
@@ -102,6 +120,7 @@ class AskResponse(BaseModel):
     @classmethod
     def of(cls, answer: Answer) -> AskResponse:
         return cls(answer=answer.text, abstained=answer.abstained, backend=answer.backend,
+                   extract=ExtractModel.of(answer.extract) if answer.extract and not answer.abstained else None,
                    citations=[CitationModel.of(c) for c in answer.citations],
                    fallback_reason=answer.fallback_reason,
                    sentences=[SentenceModel.of(s) for s in answer.sentences],

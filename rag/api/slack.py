@@ -106,7 +106,7 @@ def slack_message(question: str, answer: Answer) -> dict[str, Any]:
         quote = c.quote if len(c.quote) <= MAX_QUOTE_CHARS else c.quote[:MAX_QUOTE_CHARS].rsplit(" ", 1)[0] + " …"
         sources.append(f"[{c.n}] *{_escape(c.title)}* ({_escape(c.article_id)}): “{_escape(quote)}”")
     blocks: list[dict[str, Any]] = [
-        {"type": "section", "text": {"type": "mrkdwn", "text": f"*{_escape(question)}*\n{_escape(answer.text)}"}},
+        {"type": "section", "text": {"type": "mrkdwn", "text": f"*{_escape(question)}*\n{_escape(answer.text).replace('**', '*')}"}},
     ]
     if sources:
         blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": "\n".join(sources)}]})

@@ -62,7 +62,9 @@ def evaluate(service: Service, questions: Sequence[Question],
         passages = service.search(q.question, max(RECALL_DEPTHS))
         answer = service.ask(q.question)
         answers[q.id] = answer
-        predictions[q.id] = "" if answer.abstained else _MARKER.sub("", answer.text).strip()
+        # The short answer is scored, whatever is shown first (a doubtful one is shown in its sentence).
+        short = answer.extract.answer if answer.extract is not None else _MARKER.sub("", answer.text).strip()
+        predictions[q.id] = "" if answer.abstained else short
         if q.answerable:
             for depth in RECALL_DEPTHS:
                 recall_hits[depth] += any(_contains_gold(p.text, q.answers) for p in passages[:depth])

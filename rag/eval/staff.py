@@ -44,6 +44,7 @@ class StaffQuestion:
     article: str | None  # path in the corpus, e.g. "sport/426.txt"
     title: str | None  # the article's title: how the answering article is found in an index
     answers: tuple[str, ...]
+    also_in: tuple[str, ...] = ()  # titles of other articles that answer it too
 
     @property
     def answerable(self) -> bool:
@@ -75,7 +76,8 @@ def load_staff(path: Path) -> list[StaffQuestion]:
         try:
             q = StaffQuestion(id=str(row["id"]), question=str(row["question"]), kind=str(row.get("kind", "")),
                               article=row.get("article"), title=row.get("title"),
-                              answers=tuple(str(a) for a in row.get("answers") or ()))
+                              answers=tuple(str(a) for a in row.get("answers") or ()),
+                              also_in=tuple(str(t) for t in row.get("also_in") or ()))
         except (KeyError, TypeError) as error:
             raise InvalidInput(f"{path}: question {i} lacks {error}") from None
         if q.answerable and not q.title:
@@ -99,9 +101,9 @@ def short_right(short: str, golds: Sequence[str]) -> bool:
 
 def shown(answer: Answer) -> tuple[str, str, float | None]:
     """(short answer, supporting sentence, confidence) of an answer as a reader gets them."""
-    extract = getattr(answer, "extract", None)
+    extract = answer.extract
     if extract is not None:
-        return (("" if answer.abstained else extract.short), extract.sentence, extract.confidence)
+        return (("" if answer.abstained else extract.answer), extract.sentence, extract.confidence)
     cited = (answer.citations[:1] or ([answer.closest] if answer.closest else []))
     sentence = cited[0].quote if cited else ""
     short = "" if answer.abstained else _without_markers(answer.text)
@@ -152,7 +154,8 @@ def evaluate(service: Service, questions: Sequence[StaffQuestion], delete_and_as
     report = summary(outcomes)
     if delete_and_ask:
         answerable = [q for q in questions if q.answerable]
-        with _copy_without(service, {q.title for q in answerable if q.title}) as (copy, deleted):
+        titles = {t for q in answerable for t in (q.title, *q.also_in) if t}
+        with _copy_without(service, titles) as (copy, deleted):
             after = ask_all(copy, answerable, progress)
         report["deleted_articles"] = deleted
         report["deleted_refused"] = 100.0 * sum(o.refused for o in after) / max(1, len(after))

@@ -209,6 +209,15 @@ class Docstore:
             chunks = db.execute("SELECT count(*) FROM chunks").fetchone()[0]
         return articles, chunks
 
+    def mentioning(self, term: str, filters: Filters, limit: int = 20) -> list[tuple[str, str, str]]:
+        """(id, title, text) of up to `limit` articles inside `filters` whose title or text holds
+        `term`, case aside (SQLite's LIKE, a scan: for refusals, not for every question)."""
+        where, params = _filter_sql(filters)
+        pattern = "%" + term.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        clause = (where + " AND " if where else "WHERE ") + "(a.title LIKE ? ESCAPE '\\' OR a.text LIKE ? ESCAPE '\\')"
+        return self._db().execute(f"SELECT a.id, a.title, a.text FROM articles a {clause} LIMIT ?",
+                                  [*params, pattern, pattern, limit]).fetchall()
+
     def categories(self) -> list[str]:
         """The categories articles carry, in order."""
         return [r[0] for r in self._db().execute(
