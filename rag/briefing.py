@@ -49,7 +49,7 @@ MIN_COVERAGE = 0.5
 MIN_DENSE_WITH_TERMS = 0.15
 MIN_DENSE_ALONE = 0.45
 MIN_DENSE_SOME_TERMS = 0.3  # a topic listing several things ("film, music and television")
-STORY_COSINE = 0.6  # article vectors this close belong to one story
+STORY_COSINE = 0.7  # article vectors this close belong to one story
 SENTENCES_PER_ARTICLE = 5
 POOL_MAX = 600  # candidate sentences embedded at most, whatever the number of articles
 LEAD_SENTENCES = 2  # news puts the essentials first (the "lead" baseline of summarisation)
@@ -140,6 +140,7 @@ class _Doc:
     vector: np.ndarray
     duplicates: list[str] = field(default_factory=list)
     story: int = 0
+    coverage: float = 1.0  # share of the topic's (IDF-weighted) terms the article holds
 
 
 @dataclass(frozen=True, slots=True)
@@ -188,9 +189,9 @@ class Briefer:
         chosen = ranked[:max_articles]
         docs = self._read(chosen, report)
         docs, merged = _merge_duplicates(docs)
-        stories = _stories(docs)
+        stories, centrals = _stories(docs)
         pool, vectors = self._pool(docs, topic, report)
-        points = _select(docs, pool, vectors, topic_vector, _point_count(len(docs)), stories)
+        points = _select(docs, pool, vectors, topic_vector, _point_count(len(docs)), stories, centrals)
         backend, fallback = "extractive", None
         title = _title(topic, filters)
         overview = _overview(topic, docs, stories, len(chosen), merged)
@@ -209,9 +210,10 @@ class Briefer:
                          backend, fallback)
 
     # -- matching -------------------------------------------------------------------------------
-    def _matching(self, topic: str, topic_vector: np.ndarray, filters: Filters) -> list[tuple[str, float, np.ndarray]]:
-        """(article id, relevance, article vector) of every article inside the filters that is about
-        the topic, most relevant first."""
+    def _matching(self, topic: str, topic_vector: np.ndarray, filters: Filters
+                  ) -> list[tuple[str, float, np.ndarray, float]]:
+        """(article id, relevance, article vector, share of the topic's terms it holds) of every
+        article inside the filters that is about the topic, most relevant first."""
         rowids, article_ids, vectors = self.store.docstore.chunk_vectors_matching(filters)
         if len(rowids) == 0:
             return []
@@ -245,18 +247,18 @@ class Briefer:
                     or (coverage > 0 and cos >= MIN_DENSE_SOME_TERMS)):
                 relevance = 0.5 * cos + 0.3 * coverage + 0.2 * bm25.get(aid, 0.0) / top_bm25
                 vec = sums[aid]
-                ranked.append((aid, relevance, vec / (np.linalg.norm(vec) or 1.0)))
+                ranked.append((aid, relevance, vec / (np.linalg.norm(vec) or 1.0), coverage))
         ranked.sort(key=lambda item: (-item[1], item[0]))
         return ranked
 
-    def _read(self, chosen: list[tuple[str, float, np.ndarray]], report: Progress) -> list[_Doc]:
-        by_id = {aid: (rel, vec) for aid, rel, vec in chosen}
+    def _read(self, chosen: list[tuple[str, float, np.ndarray, float]], report: Progress) -> list[_Doc]:
+        by_id = {aid: (rel, vec, cov) for aid, rel, vec, cov in chosen}
         docs = []
-        ids = [aid for aid, _, _ in chosen]
+        ids = [aid for aid, _, _, _ in chosen]
         for start in range(0, len(ids), 200):
             for article, spans in self.store.docstore.articles_with_sentences(ids[start : start + 200]):
-                rel, vec = by_id[article.id]
-                docs.append(_Doc(article, spans, rel, vec))
+                rel, vec, cov = by_id[article.id]
+                docs.append(_Doc(article, spans, rel, vec, coverage=cov))
             report("reading", min(start + 200, len(ids)), len(ids))
         return docs
 
@@ -399,11 +401,12 @@ def _merge_duplicates(docs: list[_Doc]) -> tuple[list[_Doc], int]:
     return kept, len(docs) - len(kept)
 
 
-def _stories(docs: list[_Doc]) -> list[Story]:
+def _stories(docs: list[_Doc]) -> tuple[list[Story], list[int]]:
     """Leader clustering in relevance order: an article joins the story whose centroid is closest,
     if within STORY_COSINE, else starts one. One pass, deterministic, O(articles × stories). A
     story is titled by the headline of its most central article (closest to the centroid): the
-    one that tells the story, not the one that happened to match the topic best."""
+    one that tells the story, not the one that happened to match the topic best. Returns the
+    stories and, for each, that article's index."""
     centroids: list[np.ndarray] = []
     members: list[list[int]] = []
     for d, doc in enumerate(docs):
@@ -420,11 +423,23 @@ def _stories(docs: list[_Doc]) -> list[Story]:
             centroids[best] = centroids[best] + doc.vector
             members[best].append(d)
             doc.story = best
-    stories = []
+    stories, centrals = [], []
     for centroid, m in zip(centroids, members):
         central = max(m, key=lambda d: (float(docs[d].vector @ centroid), -d))
         stories.append(Story(docs[central].article.title, len(m)))
-    return stories
+        centrals.append(central)
+    return stories, centrals
+
+
+def _story_weights(docs: list[_Doc], n_stories: int) -> list[int]:
+    """How many articles tell each story, counting those that hold the whole topic (as much of it as
+    any article does): "Manchester United takeover" matches every United match report, but the
+    story of the takeover is the one most articles about the takeover tell."""
+    best = max((d.coverage for d in docs), default=0.0)
+    weights = [0] * n_stories
+    for d in docs:
+        weights[d.story] += d.coverage >= best - 1e-9
+    return weights
 
 
 def _point_count(n_docs: int) -> int:
@@ -433,10 +448,11 @@ def _point_count(n_docs: int) -> int:
 
 
 def _select(docs: list[_Doc], pool: list[_Sentence], vectors: np.ndarray, topic_vector: np.ndarray,
-            k: int, stories: Sequence[Story] = ()) -> list[_Point]:
+            k: int, stories: Sequence[Story] = (), centrals: Sequence[int] = ()) -> list[_Point]:
     """Salient sentences by MMR; each cites its article and up to two others saying the same. The
     story most articles tell (the news: several outlets and follow-ups cover it) gets the first
-    point, its most salient sentence, whatever MMR would have picked first."""
+    point: the lead of the article that tells it (its headline titles the story), whatever MMR
+    would have picked first."""
     if not pool:
         return []
     to_topic = vectors @ topic_vector
@@ -452,10 +468,12 @@ def _select(docs: list[_Doc], pool: list[_Sentence], vectors: np.ndarray, topic_
     closest = np.full(len(pool), -1.0, dtype=np.float32)  # max similarity to a chosen sentence
     cap = MAX_PER_ARTICLE if len(docs) > 1 else k
     if stories:
-        main = max(range(len(stories)), key=lambda s: (stories[s].articles, -s))
+        weights = _story_weights(docs, len(stories))
+        main = max(range(len(stories)), key=lambda s: (weights[s], -s))
         in_main = [i for i, s in enumerate(pool) if docs[s.doc].story == main]
-        if in_main:
-            first = max(in_main, key=lambda i: salience[i])
+        told = [i for i in in_main if centrals and pool[i].doc == centrals[main]]
+        if told or in_main:
+            first = min(told, key=lambda i: pool[i].position) if told else max(in_main, key=lambda i: salience[i])
             chosen.append(first)
             per_doc[pool[first].doc] = 1
             closest = np.maximum(closest, vectors @ vectors[first])
@@ -493,7 +511,8 @@ def _assemble(topic: str, title: str, overview: str, docs: list[_Doc], stories: 
     """Points grouped by story, the stories most articles tell first (ties: the order of their best
     point); sources numbered in order of first citation (points, then timeline)."""
     first_point = list(dict.fromkeys(p.story for p in points))
-    story_order = sorted(first_point, key=lambda s: (-stories[s].articles, first_point.index(s)))
+    weights = _story_weights(docs, len(stories))
+    story_order = sorted(first_point, key=lambda s: (-weights[s], first_point.index(s)))
     ordered = sorted(points, key=lambda p: story_order.index(p.story))
     timeline_docs = _timeline_days(docs)
     numbers: dict[int, int] = {}

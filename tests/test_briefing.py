@@ -237,3 +237,42 @@ def test_progress_on_a_terminal(dated_index, tmp_path):
     assert code == 0
     assert "embedding:" in text and "item/s" in text
     assert "# Briefing: the economy" in text
+
+
+YUKOS = ["003", "025", "077", "083", "127", "131", "164", "192"]  # business/NNN.txt, all on Yukos
+
+
+@pytest.fixture(scope="module")
+def yukos_service(tmp_path_factory, embedder):
+    """Yukos articles as BBC files (undated), one of them as a dated record instead, and distractors."""
+    folder = tmp_path_factory.mktemp("yukos") / "index"
+    service = build_service(Settings(index_dir=folder), embedder)
+    items = [a for n in YUKOS[1:] for a in read_file(BBC / "business" / f"{n}.txt", max_bytes=5_000_000)]
+    (first,) = read_file(BBC / "business" / f"{YUKOS[0]}.txt", max_bytes=5_000_000)
+    items.append(replace(first, id="wire-yukos", published_at=datetime(2005, 2, 25, 9, 0)))
+    items += [a for n in range(1, 13) for a in read_file(BBC / "tech" / f"{n:03d}.txt", max_bytes=5_000_000)]
+    assert not service.ingest(items).failed
+    yield service
+    service.close()
+
+
+def test_the_date_range_comes_from_dated_articles_and_counts_the_undated(yukos_service):
+    briefing = yukos_service.brief("Yukos")
+    assert briefing.articles_read == len(YUKOS)
+    assert f"1 of them dated (published 2005-02-25), {len(YUKOS) - 1} undated" in briefing.overview
+    assert "2005-02-25 to 2005-02-25" not in briefing.overview
+
+
+def test_the_story_most_articles_tell_comes_first_under_its_own_heading(yukos_service):
+    briefing = yukos_service.brief("Yukos")
+    sizes = [s.articles for s in briefing.stories]
+    assert sizes[0] == max(sizes) and briefing.points[0].story == 0
+    stories = [p.story for p in briefing.points]
+    assert stories == sorted(stories)  # grouped, in the stories' order
+    # Each heading of the Markdown sits over exactly the points of its story.
+    markdown = to_markdown(briefing)
+    if len(briefing.stories) > 1:
+        for s, story in enumerate(briefing.stories):
+            section = markdown.split(f"### {story.title}\n", 1)[1].split("\n\n", 1)[0]
+            listed = [line[2:] for line in section.splitlines() if line.startswith("- ")]
+            assert listed == [p.text for p in briefing.points if p.story == s]

@@ -35,6 +35,7 @@ ANSWER_KINDS = frozenset(stem(w) for w in [
 ])
 # "Who approved …", "Who will start …", "Who was named …": the verb a sentence must tell.
 _WHO_DEED = re.compile(rf"^\s*[Ww]ho(?:\s+{_AUX})?(?:\s+(?:be|been|being|not))*\s+([a-z][a-z-]+)\b")
+_CALLED_NOUN = re.compile(r"\b[Ww]hat (?:is|was|are|were) (?:the |an? )?(?:[A-Z][\w'’.-]*\s+)*([a-z][a-z-]+)\b")
 _WHICH_DEED = re.compile(r"\b(?:[Ww]hich|[Ww]hat)\s+[a-z][\w-]*\s+([a-z][a-z-]+)\b")
 # Relative dates say nothing once the day has passed: no answer to "when".
 _RELATIVE = re.compile(r"^(?:this|last|next) (?:week|month|year)$|^(?:yesterday|today|tomorrow)$", re.IGNORECASE)
@@ -48,7 +49,7 @@ _TITLES = frozenset(["mr", "mrs", "ms", "dr", "sir", "lord", "lady", "dame", "mi
 class Asked:
     counted: frozenset[str]  # stems one of which the sentence must hold ("how many copies" → copi)
     topic: frozenset[str]  # stems the sentence window or headline must hold ("which referee" → refere)
-    wants_name: bool  # "what is X called": a name, like "who"
+    wants_name: bool  # "what is X called", "which X": a name, like "who"
     deed: frozenset[str] = frozenset()  # "who approved …" → approv: the sentence must tell that deed
 
 
@@ -61,10 +62,15 @@ def asked(question: str, kind: str) -> Asked:
     elif match := _COUNTED_FIRST.search(question):  # "how many adult Americans own …": no auxiliary
         counted = {_stem_word(match.group(1))}
     topic: set[str] = set()
+    which = False
     if kind in ("other", "name") and (match := _WHICH_NOUN.search(question)):
         noun = _stem_word(match.group(1))
         if noun not in ANSWER_KINDS and match.group(1).lower() not in STOPWORDS:
             topic = {noun}
+            which = match.group(0).lower().startswith("which")  # "which regulator": one that has a name
+    called = bool(_CALLED.search(question))
+    if called and (match := _CALLED_NOUN.search(question)):  # "What is Microsoft's scheme … called?"
+        topic = {_stem_word(match.group(1))} - ANSWER_KINDS
     elif kind == "name" and (match := _WHO_ROLE.match(question)):
         rest = match.group(1)
         # "Who is Bill Cosby's lawyer?" names a role; "Who is investigating …" a deed: not checked.
@@ -77,7 +83,7 @@ def asked(question: str, kind: str) -> Asked:
         match = _WHICH_DEED.search(question) or match  # "Which film won …", "Which referee allowed …"
     if match and match.group(1) not in STOPWORDS and not re.fullmatch(_AUX, match.group(1)):
         deed = {_stem_word(match.group(1))}
-    return Asked(frozenset(counted) - {stem("much"), stem("many")}, frozenset(topic), bool(_CALLED.search(question)),
+    return Asked(frozenset(counted) - {stem("much"), stem("many")}, frozenset(topic), called or which,
                  frozenset(deed))
 
 

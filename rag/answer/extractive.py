@@ -129,13 +129,16 @@ class ExtractiveAnswerer:
         first = ExtractiveAnswerer.decide(prepared, model, span_candidates)
         about = asked(prepared.question.text, prepared.question.kind)
         logits = first.sentence_logits
-        for i in np.argsort(-logits, kind="stable"):
-            if logits[i] < logits[first.best] - ASKED_MARGIN:
-                break
-            decision = first if i == first.best else ExtractiveAnswerer.decide(prepared, model, span_candidates,
-                                                                               int(i))
-            if _fits(prepared.question, about, prepared.sentences[decision.best], decision.span):
-                return decision, True
+        near = [int(i) for i in np.argsort(-logits, kind="stable") if logits[i] >= logits[first.best] - ASKED_MARGIN]
+        decisions: dict[int, Decision] = {first.best: first}
+        # A sentence that itself names what is asked beats one whose neighbour or headline does.
+        for own_sentence in (True, False):
+            for i in near:
+                if i not in decisions:
+                    decisions[i] = ExtractiveAnswerer.decide(prepared, model, span_candidates, i)
+                decision = decisions[i]
+                if _fits(prepared.question, about, prepared.sentences[i], decision.span, own_sentence):
+                    return decision, True
         return first, False
 
     @staticmethod
@@ -229,12 +232,15 @@ class ExtractiveAnswerer:
         return Answer(text=message, abstained=True, backend=self.backend, closest=closest, missing=tuple(missing))
 
 
-def _fits(question: F.QuestionInfo, about: Asked, sentence: F.Sentence, span: str | None) -> bool:
-    """The sentence is about what is asked and the span has the shape asked (`rag.answer.asked`)."""
+def _fits(question: F.QuestionInfo, about: Asked, sentence: F.Sentence, span: str | None,
+          own_sentence: bool = False) -> bool:
+    """The sentence is about what is asked and the span has the shape asked (`rag.answer.asked`);
+    with `own_sentence`, the asked-about noun must be in the sentence itself."""
     if about.counted and not about.counted <= asked_bag(sentence.text) \
             and not (about.counted <= MONEY and span is not None and CURRENCY.search(span)):
         return False
-    if about.topic and not about.topic <= asked_bag(f"{sentence.window}\n{sentence.passage.title}"):
+    around = sentence.text if own_sentence else f"{sentence.window}\n{sentence.passage.title}"
+    if about.topic and not about.topic <= asked_bag(around):
         return False
     if about.deed and not about.deed <= asked_bag(sentence.text):
         return False
@@ -249,11 +255,15 @@ def _extract(span: str, sentence: str, confidence: float) -> Extract:
     return Extract(span, sentence, start, start + len(span), confidence)
 
 
-def _answer(extract: Extract, citation: Citation, backend: str) -> Answer:
+def shown_text(extract: Extract) -> str:
     """What is shown first: the short answer when it is confident, else the whole sentence with the
     short answer marked, so a doubtful fragment never stands alone."""
-    shown = extract.answer if extract.confidence >= CONFIDENT else f"“{extract.marked()}”"
-    return Answer(text=f"{shown} [1]", abstained=False, backend=backend, citations=(citation,), extract=extract)
+    return extract.answer if extract.confidence >= CONFIDENT else f"“{extract.marked()}”"
+
+
+def _answer(extract: Extract, citation: Citation, backend: str) -> Answer:
+    return Answer(text=f"{shown_text(extract)} [1]", abstained=False, backend=backend, citations=(citation,),
+                  extract=extract)
 
 
 def _citation(sentence: F.Sentence, score: float) -> Citation:
