@@ -115,7 +115,8 @@ def docstore_with(folder: Path, ids: np.ndarray, vectors: np.ndarray) -> Docstor
     docstore = Docstore(folder / "docstore.sqlite")
     db = sqlite3.connect(folder / "docstore.sqlite")
     db.execute("PRAGMA synchronous=OFF")
-    db.execute("INSERT INTO articles VALUES ('a', 't', 'x', NULL, NULL, NULL, NULL, 'h', 'bench', '')")
+    db.execute("INSERT INTO articles (id, title, text, source, url, published_at, category, content_hash, origin, "
+               "ingested_at) VALUES ('a', 't', 'x', NULL, NULL, NULL, NULL, 'h', 'bench', '')")
     for start in range(0, len(ids), 100_000):
         db.executemany("INSERT INTO sentences (rowid, article_id, start, end, vector) VALUES (?, 'a', ?, 0, ?)",
                        ((int(i), int(i), v.tobytes()) for i, v in zip(ids[start:start + 100_000],
