@@ -153,7 +153,7 @@ class Extract:
     sentence: str
     start: int  # offsets of the short answer inside `sentence`
     end: int
-    confidence: float  # calibrated P(the short answer is right); see rag/answer/confidence.py
+    confidence: float  # calibrated P(the short answer is right); see rag/answer/extractive/confidence.py
 
     def marked(self, mark: str = "**") -> str:
         """The sentence with the short answer marked: `… filed with the **Santa Clara court**.`"""

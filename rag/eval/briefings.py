@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from rag.briefing import Briefing
+from rag.briefing.types import Briefing
 from rag.errors import InvalidInput
 from rag.service import Service
 

@@ -6,11 +6,12 @@ from __future__ import annotations
 
 import pytest
 
-from rag.answer.asked import asked, shape_ok
+from rag.answer.extractive.asked import asked, shape_ok
 from rag.config import Settings
 from rag.service import build_service
 from rag.types import Filters
-from tests.conftest import BBC, BBC_SUBSET, ingest_paths
+from tests.conftest import ingest_paths
+from tests.support.paths import BBC, BBC_SUBSET
 
 
 @pytest.mark.parametrize(("question", "kind", "counted", "topic", "deed"), [

@@ -3,11 +3,11 @@ the short answer's offsets) and a confidence; a doubtful short answer is shown i
 
 from __future__ import annotations
 
-from rag.answer.confidence import CONFIDENT, reliability
-from rag.answer.extractive import shown_text
+from rag.answer.extractive.confidence import CONFIDENT, reliability
+from rag.answer.extractive.answerer import shown_text
 from rag.api.app import create_app
 from rag.types import Extract
-from tests.conftest import live_server
+from tests.support.servers import live_server
 
 
 def test_ask_returns_the_short_answer_inside_its_sentence(bbc_service):

@@ -8,7 +8,8 @@ import sqlite3
 from pathlib import Path
 
 from rag.eval.staff import evaluate, load_staff, short_right
-from tests.conftest import BBC, BBC_SUBSET, ROOT, ingest_paths
+from tests.conftest import ingest_paths
+from tests.support.paths import BBC, BBC_SUBSET, ROOT
 
 STAFF = ROOT / "tests" / "data" / "staff-dev.json"
 

@@ -10,7 +10,8 @@ from rag.api.app import create_app
 from rag.config import Settings
 from rag.ingest import find_files, read_file
 from rag.service import build_service
-from tests.conftest import BBC, SEEDS, live_server
+from tests.support.paths import BBC, SEEDS
+from tests.support.servers import live_server
 
 
 def _ingest(service, *paths):

@@ -14,9 +14,9 @@ from rag.config import Settings
 from rag.ingest import read_file
 from rag.ingest.progress import ProgressLines
 from rag.service import build_service
-from tests.conftest import BBC_SUBSET, live_server
+from tests.support.paths import BBC_SUBSET, RAG
+from tests.support.servers import live_server
 
-RAG = str(Path(sys.executable).parent / "rag")
 LINE = re.compile(r"^ingest: (\d+) of (\d+) articles \((\d+)%\), ([\d.]+) articles/s(, about \S+ left)?$")
 
 
