@@ -519,14 +519,14 @@ def answerer(ctx: click.Context, file: Path, out: Path | None, exclude_articles:
 def confidence(ctx: click.Context, file: Path, folds: int, out: Path | None) -> None:
     """Calibrate the extractive answer's confidence (P(short answer right)) on a SQuAD 2.0 file, from
     decisions made out of fold; prints the reliability table and the expected calibration error."""
+    from rag.answer.extractive.answerer import ExtractiveAnswerer
     from rag.answer.extractive.confidence import CALIBRATION_FILE
-    from rag.answer.extractive import ExtractiveAnswerer
     from rag.answer.extractive.training import calibrate_confidence, collect
 
     squad_articles, questions = _squad_questions(file, None)
     settings = _settings(ctx).model_copy(update={"answerer_model": "none"})
-    with _squad_service(settings, squad_articles, None, caching=True) as service:
-        answerer = ExtractiveAnswerer(service.embedder, service.pieces, abstention=settings.abstention)
+    with _squad_service(settings, squad_articles, None, caching=True) as (service, pieces):
+        answerer = ExtractiveAnswerer(service.embedder, pieces, abstention=settings.abstention)
         click.echo(f"computing features of {len(questions)} questions", err=True)
         with _bar(len(questions)) as bar:
             examples = collect(service.search, answerer, questions, bar.update)
