@@ -66,7 +66,8 @@ def test_a_refusal_names_a_missing_term_only_when_no_article_holds_it(bbc_servic
     # The passages read about Time Warner lack "Poppins", but an article of the index holds it.
     answer = bbc_service.ask("How many copies of Mary Poppins did Time Warner sell?")
     assert answer.abstained
-    assert "do not mention" not in answer.text and answer.text.startswith("The passages read do not answer this")
+    assert "do not mention" not in answer.text
+    assert answer.text.startswith("The passages read from the articles do not answer this")
     assert "the closest article is" in answer.text
     nowhere = bbc_service.ask("How many copies of the Quellan Gazette did Time Warner sell?")
     assert nowhere.abstained and "The articles do not mention 'quellan'" in nowhere.text

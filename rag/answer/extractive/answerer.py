@@ -291,5 +291,5 @@ def why_not(missing: Sequence[str], closest_title: str | None, scope: str = "art
     """"No article mentions 'x'" only for terms no article (inside the filters: `scope`) holds;
     otherwise the passages read do not answer; naming the closest article either way."""
     reason = (f"The {scope} do not mention {', '.join(repr(m) for m in missing)}"
-              if missing else "The passages read do not answer this")
+              if missing else "The passages read from the articles do not answer this")
     return f"{reason}; the closest article is “{closest_title}”." if closest_title else f"{reason}."

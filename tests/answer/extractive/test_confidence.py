@@ -6,7 +6,10 @@ from __future__ import annotations
 import json
 import subprocess
 
-from rag.answer.extractive.confidence import CONFIDENCE_FEATURES, Calibration, confidence_row
+import numpy as np
+
+from rag.answer.extractive.confidence import Calibration, confidence_row
+from rag.answer.extractive.features import DECISION_FEATURES
 from tests.support.paths import DEV_A, RAG
 
 
@@ -24,5 +27,5 @@ def test_rag_train_confidence_writes_a_calibration_the_answerer_reads(tmp_path):
     report = calibration.report
     assert report["folds"] == 2 and report["decisions"] > 0 and 0.0 <= report["ece"] <= 1.0
     assert sum(row["n"] for row in report["reliability"]) == report["decisions"]
-    row = confidence_row(calibration.scorer.mean[: len(CONFIDENCE_FEATURES) - 3], 0.5, 0.5, True)
+    row = confidence_row(np.ones(len(DECISION_FEATURES)), 0.5, 0.5, True)
     assert 0.0 < calibration.probability(row) < 1.0
