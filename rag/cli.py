@@ -96,7 +96,8 @@ def ingest(ctx: click.Context, paths: tuple[Path, ...], as_json: bool) -> None:
     def items() -> Iterator[Article | IngestFailure]:
         yield from missing
         for path in files:
-            yield from read_file(path, max_bytes=settings.max_article_bytes)
+            yield from read_file(path, max_bytes=settings.max_article_bytes,
+                                 timeout_s=settings.file_read_timeout_s)
             bar.update()
 
     try:

@@ -46,7 +46,11 @@ class Settings(BaseSettings):
     )
     max_article_bytes: int = Field(5_000_000, ge=1_000, description="Larger files are refused")
     max_request_bytes: int = Field(20_000_000, ge=1_000, description="Larger HTTP bodies get 413")
-    max_question_chars: int = Field(1_000, ge=10)
+    # At most the request schemas' own cap (10,000), so that the OpenAPI document, which states
+    # this setting, says what is enforced.
+    max_question_chars: int = Field(1_000, ge=10, le=10_000)
+    file_read_timeout_s: float = Field(
+        30.0, gt=0, description="`rag ingest` gives up on a file not read by then (a hung network or FUSE mount)")
     faiss_index: Literal["flat", "flat16", "hnsw", "ivfpq"] = Field(
         "flat16", description="The dense index: 'flat16' (every vector compared, stored in fp16: half the memory "
                               "and twice the speed of 'flat'), exact 'flat', graph 'hnsw' (fast search, deletes "
@@ -114,7 +118,17 @@ class Settings(BaseSettings):
         None, description='JSON object: API key -> its scopes, e.g. {"k1": ["read"], "k2": ["read", "ingest"]}'
     )
     api_keys_file: Path | None = Field(None, description="A file holding the same JSON as RAG_API_KEYS")
-    rate_limit_per_min: int = Field(600, ge=0, description="Requests per minute per API key; 0 turns it off")
+    rate_limit_per_min: int = Field(
+        600, ge=0, description="Requests per minute per API key; 0 turns it off. With no keys there is no "
+                               "budget: every client of a loopback-only server has the same address")
+    auth_failures_per_min: int = Field(
+        30, ge=1, description="Failed authentications per client address per minute; beyond, 429 until the "
+                              "window has room (the key is not even checked)")
+    body_timeout_s: float = Field(
+        30.0, gt=0, description="A request body not fully received by then gets 408 and the connection closed")
+    public_docs: bool | None = Field(
+        None, description="Whether /docs and /openapi.json answer without a key; default: only when no "
+                          "keys are configured")
     max_concurrent_requests: int = Field(
         32, ge=1, description="Requests served at once; more get 503 + Retry-After"
     )

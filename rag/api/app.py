@@ -13,8 +13,9 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 from rag.api import briefings, openai_compat, slack
-from rag.api.auth import KeyRing
-from rag.api.limits import BodySizeLimit, ConcurrencyLimit, RateLimiter, RequestTimeout
+from rag.api.access_log import redact_access_log
+from rag.api.auth import Authenticate, KeyRing
+from rag.api.limits import ConcurrencyLimit, RateLimiter, ReadBody, RequestTimeout
 from rag.api.routes import router
 from rag.config import Settings
 from rag.errors import (
@@ -70,6 +71,7 @@ def create_app(settings: Settings | None = None, service: Service | None = None)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        redact_access_log()
         if service is not None:
             holder.service = service
         else:
@@ -87,16 +89,28 @@ def create_app(settings: Settings | None = None, service: Service | None = None)
     app.state.holder = holder
     app.state.settings = settings
     app.state.keyring = keyring
-    app.state.rate_limiter = RateLimiter(settings.rate_limit_per_min)
     app.include_router(router)
     app.include_router(briefings.router)
     app.include_router(openai_compat.router)
     app.include_router(slack.router)
-    # The last added runs first: the timeout must wrap the concurrency limit, so that work it
-    # abandons keeps its slot until it really ends.
-    app.add_middleware(BodySizeLimit, max_bytes=settings.max_request_bytes)
+    _document_limits(app, settings)
+    docs = frozenset(p for p in (app.openapi_url, app.docs_url, app.redoc_url,
+                                 app.swagger_ui_oauth2_redirect_url) if p)
+    public_docs = settings.public_docs if settings.public_docs is not None else not keyring.enabled
+    # The last added runs first. Authentication comes before everything, from the headers alone;
+    # the body is read before a concurrency slot is taken (slots are for work, not for waiting on
+    # a client's network); the timeout wraps the concurrency limit, so that work it abandons keeps
+    # its slot until it really ends.
     app.add_middleware(ConcurrencyLimit, max_requests=settings.max_concurrent_requests)
     app.add_middleware(RequestTimeout, seconds=settings.request_timeout_s)
+    app.add_middleware(ReadBody, max_bytes=settings.max_request_bytes, timeout_s=settings.body_timeout_s)
+    # Budgets are per API key: with no keys there is no identity to key them on (every client of
+    # a loopback-only server comes from 127.0.0.1), so there are none; the concurrency limit
+    # still protects the server.
+    app.add_middleware(Authenticate, router=app.router, keyring=keyring,
+                       rate_limiter=RateLimiter(settings.rate_limit_per_min),
+                       failures=RateLimiter(settings.auth_failures_per_min),
+                       private_paths=frozenset() if public_docs else docs)
 
     @app.exception_handler(RagError)
     async def rag_error(request: Request, error: RagError) -> JSONResponse:
@@ -124,6 +138,27 @@ def create_app(settings: Settings | None = None, service: Service | None = None)
                             status_code=400)
 
     return app
+
+
+# Request fields whose length the service bounds by `max_question_chars` (the schemas hold a hard
+# cap, 10,000, that the setting cannot exceed): the OpenAPI document states the setting.
+_QUESTION_FIELDS = (("AskRequest", "question"), ("SearchRequest", "query"), ("BriefRequest", "topic"))
+
+
+def _document_limits(app: FastAPI, settings: Settings) -> None:
+    """Make the OpenAPI document say the limits this server enforces, as set."""
+    generate = app.openapi
+
+    def openapi() -> dict:
+        schema = generate()  # built once and cached by FastAPI; the edit below is idempotent
+        components = schema.get("components", {}).get("schemas", {})
+        for model, field in _QUESTION_FIELDS:
+            prop = components.get(model, {}).get("properties", {}).get(field)
+            if prop is not None:
+                prop["maxLength"] = settings.max_question_chars
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
 
 
 def _printable(value: str | int) -> str | int:

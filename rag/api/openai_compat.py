@@ -18,7 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from rag.api.auth import ERROR_RESPONSES, READ
 from rag.api.routes import ServiceDep
-from rag.api.schemas import CitationModel, FiltersModel
+from rag.api.schemas import CitationModel, FiltersModel, StrictBool, StrictInt
 from rag.chat import ChatReply, Turn
 from rag.config import Settings
 from rag.errors import InvalidInput
@@ -65,8 +65,8 @@ class ChatCompletionRequest(BaseModel):
 
     model: str = Field(..., max_length=200)
     messages: list[ChatMessage] = Field(..., min_length=1, max_length=200)
-    stream: bool = False
-    top_k: int | None = Field(None, ge=1, le=50, description="Extension: passages to draw on")
+    stream: StrictBool = False
+    top_k: StrictInt | None = Field(None, ge=1, le=50, description="Extension: passages to draw on")
     filters: FiltersModel | None = Field(None, description="Extension: metadata filters, as in /ask")
 
     def turns(self) -> list[Turn]:

@@ -2,13 +2,39 @@
 
 from __future__ import annotations
 
+import re
 from datetime import date, datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    Strict,
+    field_validator,
+    model_validator,
+)
 
 from rag.briefing import Briefing
 from rag.types import Answer, Article, Citation, Filters, IngestReport, Passage, SentenceCheck
+
+_ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+
+
+def _iso_date(value: object) -> object:
+    """Only what the document promises, `YYYY-MM-DD`: pydantic alone would also take 0 or "0"
+    (seconds since 1970) for a date."""
+    if isinstance(value, date) or (isinstance(value, str) and _ISO_DATE.fullmatch(value)):
+        return value
+    raise ValueError("expected a date as a string 'YYYY-MM-DD'")
+
+
+# Strict types at the edge: what the OpenAPI document says, and nothing pydantic would coerce into
+# it (`"stream": 0` is not a boolean, `"top_k": true` not an integer).
+IsoDate = Annotated[date, BeforeValidator(_iso_date)]
+StrictBool = Annotated[bool, Strict()]
+StrictInt = Annotated[int, Strict()]
 
 
 class FiltersModel(BaseModel):
@@ -16,8 +42,8 @@ class FiltersModel(BaseModel):
 
     category: str | None = Field(None, max_length=200)
     source: str | None = Field(None, max_length=200)
-    since: date | None = Field(None, description="Inclusive, YYYY-MM-DD")
-    until: date | None = Field(None, description="Inclusive, YYYY-MM-DD")
+    since: IsoDate | None = Field(None, description="Inclusive, YYYY-MM-DD")
+    until: IsoDate | None = Field(None, description="Inclusive, YYYY-MM-DD")
 
     @model_validator(mode="after")
     def _ordered(self) -> FiltersModel:
@@ -32,7 +58,7 @@ class FiltersModel(BaseModel):
 class _Query(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    top_k: int | None = Field(None, ge=1, le=50, description="Passages to draw on (default from settings)")
+    top_k: StrictInt | None = Field(None, ge=1, le=50, description="Passages to draw on (default from settings)")
     filters: FiltersModel | None = None
 
     def to_filters(self) -> Filters:
@@ -45,15 +71,20 @@ def _not_blank(value: str) -> str:
     return value
 
 
+# The hard cap of question-like fields; the service enforces RAG_MAX_QUESTION_CHARS (at most this),
+# and the app's OpenAPI document states that setting as their maxLength.
+MAX_QUESTION_CHARS = 10_000
+
+
 class AskRequest(_Query):
-    question: str = Field(..., min_length=1, max_length=10_000)
-    stream: bool = Field(False, description="Answer as text/event-stream: `token` events, then `answer`")
+    question: str = Field(..., min_length=1, max_length=MAX_QUESTION_CHARS)
+    stream: StrictBool = Field(False, description="Answer as text/event-stream: `token` events, then `answer`")
 
     _check = field_validator("question")(_not_blank)
 
 
 class SearchRequest(_Query):
-    query: str = Field(..., min_length=1, max_length=10_000)
+    query: str = Field(..., min_length=1, max_length=MAX_QUESTION_CHARS)
 
     _check = field_validator("query")(_not_blank)
 
@@ -134,9 +165,14 @@ class SearchResponse(BaseModel):
 
 
 class ArticleIn(BaseModel):
-    """One article to ingest: `text` or `html` is required."""
+    """One article to ingest: exactly one of `text` and `html`."""
 
-    model_config = ConfigDict(extra="forbid")
+    # The schema says "exactly one of text and html, as a string" in JSON Schema's words, so that
+    # clients and fuzzers know it; the validator below enforces the same.
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"oneOf": [
+        {"required": ["text"], "properties": {"text": {"type": "string"}}},
+        {"required": ["html"], "properties": {"html": {"type": "string"}}},
+    ]})
 
     id: str | None = Field(None, max_length=128)
     title: str | None = Field(None, max_length=1_000)
@@ -146,6 +182,12 @@ class ArticleIn(BaseModel):
     url: str | None = Field(None, max_length=2_000)
     published_at: str | None = Field(None, description="ISO 8601 date or date-time")
     category: str | None = Field(None, max_length=200)
+
+    @model_validator(mode="after")
+    def _text_or_html(self) -> ArticleIn:
+        if (self.text is None) == (self.html is None):
+            raise ValueError("give the article as `text` or as `html`: exactly one of them")
+        return self
 
     def record(self) -> dict[str, Any]:
         return self.model_dump(exclude_none=True)
@@ -206,12 +248,12 @@ class HealthResponse(BaseModel):
 class BriefRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    topic: str = Field(..., min_length=1, max_length=10_000)
-    since: date | None = Field(None, description="Only articles published on or after (YYYY-MM-DD)")
-    until: date | None = Field(None, description="Only articles published on or before (YYYY-MM-DD)")
+    topic: str = Field(..., min_length=1, max_length=MAX_QUESTION_CHARS)
+    since: IsoDate | None = Field(None, description="Only articles published on or after (YYYY-MM-DD)")
+    until: IsoDate | None = Field(None, description="Only articles published on or before (YYYY-MM-DD)")
     category: str | None = Field(None, max_length=200)
     source: str | None = Field(None, max_length=200)
-    max_articles: int | None = Field(None, ge=1, le=10_000,
+    max_articles: StrictInt | None = Field(None, ge=1, le=10_000,
                                      description="Articles read at most, most relevant first (default from settings)")
     format: Literal["json", "md"] = Field("json", description="json, or md for Markdown (text/markdown)")
 
