@@ -64,7 +64,7 @@ def find_files(paths: Sequence[Path]) -> tuple[list[Path], list[IngestFailure]]:
         elif path.is_symlink() and not path.exists():
             failures.append(IngestFailure(str(path), "broken symbolic link"))
         elif path.exists():
-            failures.append(IngestFailure(str(path), "not a regular file or folder"))
+            failures.append(IngestFailure(str(path), f"not a regular file ({_kind(path.stat().st_mode)}): not read"))
         else:
             failures.append(IngestFailure(str(path), "no such file or folder"))
     return found, list(dict.fromkeys(failures))  # a path named and also walked: reported once
