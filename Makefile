@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
-.PHONY: install run test bench bench-load bench-crash bench-faiss bench-qdrant bench-encoder lint
+.PHONY: install run test bench bench-load bench-crash bench-slow bench-faiss bench-qdrant bench-encoder lint
 
 install: $(VENV)/.installed
 
@@ -40,6 +40,10 @@ bench-load: install
 
 bench-crash: install
 	$(BIN)/python bench/crash.py
+
+# An authorised client's p50 idle and while 32 keyless sockets trickle bodies (BENCH_ARGS='--open': no keys).
+bench-slow: install
+	$(BIN)/python bench/slow_clients.py $(BENCH_ARGS)
 
 # FAISS kinds over 1M synthetic vectors (N=200000 for a quicker run; REAL=indexes/default adds a
 # built index's sentences, its titles as questions); ~30 minutes at 1M, most of it building HNSW.
