@@ -157,7 +157,7 @@ def test_ingest_update_delete_leave_nothing_stale(service):
 def test_a_batch_with_bad_items_stores_the_good_ones(service):
     batch = [
         {"title": "Good one", "text": "The Quellan festival drew 12,000 visitors this year, organisers said."},
-        {"title": "No text at all"},
+        {"title": "No text after cleaning", "html": "<script>var x = 1;</script>"},
         {"title": "Bad date", "text": "Some text here that is fine.", "published_at": "yesterday-ish"},
         {"id": "bad id/with slash", "title": "Bad id", "text": "Some more fine text here."},
     ]
@@ -172,7 +172,10 @@ def test_a_batch_with_bad_items_stores_the_good_ones(service):
         assert "published_at" in failed["request item 2"]
         assert "id" in failed["request item 3"]
         single = http.post("/articles", json={"title": "Only a title"})
-        assert single.status_code == 422 and "text" in single.json()["detail"]
+        assert single.status_code == 422 and "text" in str(single.json()["detail"])
+        # an item the schema refuses (neither text nor html) refuses the whole list, as a wrong type does
+        schemaless = http.post("/articles", json=[batch[0], {"title": "No text at all"}])
+        assert schemaless.status_code == 422 and "exactly one of them" in schemaless.text
         wrong_types = http.post("/articles", json={"title": 7, "text": ["not", "a", "string"]})
         assert wrong_types.status_code == 422
         assert http.get("/health").json()["articles"] == 1
