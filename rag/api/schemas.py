@@ -16,7 +16,7 @@ from pydantic import (
     model_validator,
 )
 
-from rag.briefing import Briefing
+from rag.briefing.types import Briefing
 from rag.types import Answer, Article, Citation, Filters, IngestReport, Passage, SentenceCheck
 
 _ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")

@@ -12,7 +12,7 @@ import jsonschema_rs
 import pytest
 
 from rag.api.app import create_app
-from tests.conftest import live_server
+from tests.support.servers import live_server
 
 READER = "gate-reader-key-0123456789abcdef"
 WRITER = "gate-writer-key-0123456789abcdef"

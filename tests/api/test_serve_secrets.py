@@ -15,7 +15,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.conftest import free_port
+from tests.support.servers import free_port
 
 RAG = str(Path(sys.executable).parent / "rag")
 READER = "serve-reader-key-0123456789abcdef"

@@ -12,7 +12,7 @@ import time
 import pytest
 
 from rag.api.app import create_app
-from tests.conftest import live_server
+from tests.support.servers import live_server
 
 KEY = "slow-client-key-0123456789abcdef"
 AUTH = {"Authorization": f"Bearer {KEY}"}

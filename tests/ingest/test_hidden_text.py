@@ -4,7 +4,7 @@ it reads, never reach the store: articles sent to a real server, read back from 
 from __future__ import annotations
 
 from rag.api.app import create_app
-from tests.conftest import live_server
+from tests.support.servers import live_server
 
 PAGE = """<html><head><title>Harbour news</title>
 <style>.shy { position: absolute; left: -10000px } .sr { clip: rect(0 0 0 0); position: absolute }</style>
