@@ -18,10 +18,22 @@ from rag.embedding import Embedder, build_embedder, bundled_model_path
 from rag.embedding_cache import CachedEmbedder
 from rag.errors import InvalidInput
 from rag.indexer import Indexer
+from rag.ingest.fetch import Fetcher, FetchPolicy
+from rag.ingest.fetch.crawl import Reader
+from rag.ingest.fetch.poller import BATCH, Poller, new_source
 from rag.llm import build_backend
 from rag.retrieval import Retriever
 from rag.store import QdrantTarget, Store, WriterBusy
-from rag.types import NO_FILTERS, Answer, Article, Filters, IngestFailure, IngestReport, Passage
+from rag.types import (
+    NO_FILTERS,
+    Answer,
+    Article,
+    Filters,
+    IngestFailure,
+    IngestReport,
+    Passage,
+    Source,
+)
 from rag.wordpieces import WordPieceVectors
 
 if TYPE_CHECKING:
@@ -41,6 +53,31 @@ class Service:
     pieces: WordPieceVectors  # the retriever's and extractive answerer's, for training and cross-validating it
     # The LLM backend for briefings (map-reduce) and chat (condense prompt); None = offline.
     llm: LLM | None = None
+    reader: Reader | None = None  # URLs → articles, through the SSRF-safe fetcher
+
+    def read_url(self, url: str, category: str | None = None) -> Iterator[Article | IngestFailure]:
+        """The articles at a URL: a feed's or sitemap's items, or the page (failures included)."""
+        return self.reader.read(url, category)
+
+    def fetch_page(self, url: str, category: str | None = None) -> Article:
+        """One article page, fetched and extracted; FetchRefused / FetchFailed / InvalidInput say why not."""
+        return self.reader.page(url, category)
+
+    def add_source(self, url: str, every_s: int, category: str | None = None) -> Source:
+        """Start polling a feed, sitemap or page (re-adding one changes its interval and category).
+        A URL that could never be fetched (scheme, private address) is refused now."""
+        return self.store.docstore.add_source(new_source(url, every_s, category, self.reader.fetcher.policy.allow_hosts))
+
+    def sources(self) -> list[Source]:
+        return self.store.docstore.sources()
+
+    def remove_source(self, source_id: str) -> None:
+        self.store.docstore.remove_source(source_id)
+
+    def poller(self) -> Poller:
+        """A poller of this service's sources (not started)."""
+        return Poller(self.store.docstore, self.reader, lambda items: self.ingest(items),
+                      batch=min(self.settings.ingest_batch_size, BATCH))
 
     def ask(self, question: str, top_k: int | None = None, filters: Filters = NO_FILTERS) -> Answer:
         question = self._check_question(question)
@@ -92,6 +129,9 @@ class Service:
             "dimension": self.embedder.dimension,
             "index_generation": indexes.generation,
             "index_problem": self.store.load_problem,
+            "sources": [{"id": s.id, "url": s.url, "status": s.status, "last_fetched_at": s.last_fetched_at,
+                         "last_new_article_at": s.last_new_article_at, "last_error": s.last_error}
+                        for s in self.store.docstore.sources()],
         }
 
     def _check_question(self, question: str, name: str = "question") -> str:
@@ -148,4 +188,5 @@ def build_service(settings: Settings, embedder: Embedder | None = None) -> Servi
         answerer=answerer,
         pieces=pieces,
         llm=backend.llm if backend is not None else None,
+        reader=Reader(Fetcher(FetchPolicy.from_settings(settings)), settings.feed_max_items),
     )

@@ -12,19 +12,22 @@ from fastapi.exception_handlers import request_validation_exception_handler
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
-from rag.api import briefings, openai_compat, slack
+from rag.api import briefings, openai_compat, slack, sources
 from rag.api.auth import KeyRing
 from rag.api.limits import BodySizeLimit, ConcurrencyLimit, RateLimiter, RequestTimeout
 from rag.api.routes import router
 from rag.config import Settings
 from rag.errors import (
     ArticleNotFound,
+    FetchFailed,
     IndexMismatch,
     IndexNotReady,
     InvalidInput,
     RagError,
+    SourceNotFound,
     TooLarge,
 )
+from rag.ingest.fetch.poller import Poller
 from rag.service import Service, build_service
 from rag.store import WriterBusy
 
@@ -33,6 +36,8 @@ log = logging.getLogger(__name__)
 STATUS = {
     InvalidInput: 422,
     ArticleNotFound: 404,
+    SourceNotFound: 404,
+    FetchFailed: 502,
     TooLarge: 413,
     IndexMismatch: 503,
     IndexNotReady: 503,
@@ -41,11 +46,14 @@ STATUS = {
 
 
 class ServiceHolder:
-    """The service, or why it is not there yet: loading in the background, or failed to load."""
+    """The service, or why it is not there yet: loading in the background, or failed to load;
+    and the poller of its sources once it is there (when polling is on)."""
 
-    def __init__(self) -> None:
+    def __init__(self, poll: bool = False) -> None:
         self.service: Service | None = None
         self.error: str | None = None
+        self.poll = poll
+        self.poller: Poller | None = None
 
     def get(self) -> Service:
         if self.service is not None:
@@ -54,10 +62,19 @@ class ServiceHolder:
 
     def load(self, settings: Settings) -> None:
         try:
-            self.service = build_service(settings)
+            self.serve(build_service(settings))
         except Exception as error:  # reported by /health and every route, never swallowed
             log.exception("loading the service failed")
             self.error = f"the service failed to load: {error}"
+
+    def serve(self, service: Service) -> None:
+        self.service = service
+        if self.poll:
+            self.poller = service.poller().start()
+
+    def stop_polling(self) -> None:
+        if self.poller is not None:
+            self.poller.stop()
 
 
 def create_app(settings: Settings | None = None, service: Service | None = None) -> FastAPI:
@@ -66,15 +83,16 @@ def create_app(settings: Settings | None = None, service: Service | None = None)
     Raises BadSettings for unusable API keys, before anything is served."""
     settings = settings or Settings.from_environment()
     keyring = KeyRing.from_settings(settings)
-    holder = ServiceHolder()
+    holder = ServiceHolder(poll=settings.poll_sources)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         if service is not None:
-            holder.service = service
+            holder.serve(service)
         else:
             threading.Thread(target=holder.load, args=(settings,), name="rag-load", daemon=True).start()
         yield
+        holder.stop_polling()
         if holder.service is not None and service is None:
             holder.service.close()
 
@@ -92,6 +110,7 @@ def create_app(settings: Settings | None = None, service: Service | None = None)
     app.include_router(briefings.router)
     app.include_router(openai_compat.router)
     app.include_router(slack.router)
+    app.include_router(sources.router)
     # The last added runs first: the timeout must wrap the concurrency limit, so that work it
     # abandons keeps its slot until it really ends.
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_request_bytes)
