@@ -25,13 +25,12 @@ from common import ROOT, log, terminate_on_sigterm
 
 sys.path.insert(0, str(ROOT))  # the tests' news site: the same pages the tests fetch
 
-from rag.config import Settings  # noqa: E402
-from rag.ingest import read_file  # noqa: E402
-from rag.ingest.fetch import Fetcher, FetchPolicy  # noqa: E402
-from rag.ingest.fetch.crawl import Reader  # noqa: E402
-from rag.ingest.fetch.pages import page_article  # noqa: E402
-from rag.types import Article, IngestFailure  # noqa: E402
-from tests.support.news_site import (  # noqa: E402
+from rag.config import Settings
+from rag.ingest import read_file
+from rag.ingest.fetch import Fetcher, FetchPolicy
+from rag.ingest.fetch.crawl import Reader
+from rag.types import Article, IngestFailure
+from tests.support.news_site import (
     ENTITY_BOMB,
     NewsSite,
     article_page,

@@ -102,8 +102,9 @@ def ingest(ctx: click.Context, paths: tuple[str, ...], category: str | None, as_
         for path in files:
             yield from read_file(path, max_bytes=settings.max_article_bytes)
             bar.update()
+        seen: set[str] = set()  # one story reached through several feeds is read once
         for url in urls:
-            yield from service.read_url(url, category)
+            yield from service.read_url(url, category, seen)
 
     try:
         report = service.ingest(items())

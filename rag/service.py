@@ -55,9 +55,11 @@ class Service:
     llm: LLM | None = None
     reader: Reader | None = None  # URLs → articles, through the SSRF-safe fetcher
 
-    def read_url(self, url: str, category: str | None = None) -> Iterator[Article | IngestFailure]:
-        """The articles at a URL: a feed's or sitemap's items, or the page (failures included)."""
-        return self.reader.read(url, category)
+    def read_url(self, url: str, category: str | None = None,
+                 seen: set[str] | None = None) -> Iterator[Article | IngestFailure]:
+        """The articles at a URL: a feed's or sitemap's items, or the page (failures included);
+        ids in `seen` (shared by the URLs of one run) are passed over, so each story comes once."""
+        return self.reader.read(url, category, seen)
 
     def fetch_page(self, url: str, category: str | None = None) -> Article:
         """One article page, fetched and extracted; FetchRefused / FetchFailed / InvalidInput say why not."""

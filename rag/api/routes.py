@@ -9,7 +9,7 @@ from typing import Annotated
 from fastapi import APIRouter, Body, Depends, Path, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 
-from rag.api.auth import ERROR_RESPONSES, INGEST, NOT_FOUND, READ
+from rag.api.auth import ERROR_RESPONSES, INGEST, NOT_FOUND, READ, UPSTREAM
 from rag.api.schemas import (
     ArticleIn,
     ArticleOut,
@@ -80,7 +80,7 @@ def search(body: SearchRequest, service: ServiceDep) -> SearchResponse:
     return SearchResponse(results=[SearchResult.of(p) for p in passages])
 
 
-@router.post("/articles", response_model=IngestResponse, dependencies=INGEST, responses=ERROR_RESPONSES)
+@router.post("/articles", response_model=IngestResponse, dependencies=INGEST, responses=ERROR_RESPONSES | UPSTREAM)
 def add_articles(
     body: Annotated[ArticleIn | list[ArticleIn], Body(description="One article or a list of them")],
     service: ServiceDep,

@@ -59,7 +59,6 @@ def read_html(html: str) -> HtmlPage:
         return HtmlPage(None, "")
     strip_invisible(root)
     from trafilatura import extract_metadata  # heavy import: only when HTML is read
-
     from trafilatura.settings import set_date_params
 
     # extensive=False: dates from meta tags only, never guessed from the text. htmldate refuses

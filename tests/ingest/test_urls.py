@@ -57,11 +57,11 @@ def test_rag_ingest_a_feed_url_stores_each_page_once_and_reports_bad_items(tmp_p
     assert [r[0] for r in rows] == sorted(urls)
     assert {r[2] for r in rows} == {"markets"} and {r[3] for r in rows} == {"Wire Desk Staff"}
     assert {r[4] for r in rows} == {"meta"}
-    # A second feed and a page URL reaching the same stories: nothing new.
+    # A second feed and a page URL reaching the same stories: nothing new, each story once.
     site.put("/other.rss", rss(list(reversed(items))), "application/rss+xml")
     again = rag(index, "ingest", site.url("/other.rss"), urls[0], "--category", "markets")
     assert again.returncode == 0, again.stderr
-    assert again.stdout.strip() == "ingested 0, unchanged 7, failed 0"
+    assert again.stdout.strip() == "ingested 0, unchanged 6, failed 0"
     asked = rag(index, "ask", stories[1].paragraphs[0].split(",")[0] + "?", "--json")
     assert asked.returncode == 0, asked.stderr
 
@@ -94,14 +94,15 @@ def test_post_articles_with_a_url_fetches_and_extracts_the_page(url_service, sit
         assert article["author"] == "Wire Desk Staff" and article["date_source"] == "meta"
         assert article["category"] == "markets" and article["published_at"].startswith("1987-02-26")
         assert "cookies" not in article["text"] and stories[0].paragraphs[0] in article["text"]
-        assert http.post("/articles", json={"url": url}).json()["unchanged"] == [article_id]
+        again = {"url": url, "category": "markets"}
+        assert http.post("/articles", json=again).json()["unchanged"] == [article_id]
 
         # Changed text replaces the article's chunks.
         changed = stories[0].__class__(stories[0].slug, stories[0].title,
                                        stories[0].paragraphs + ("A late paragraph about cocoa futures.",),
                                        stories[0].published)
         site.put("/news/" + stories[0].slug + ".html", article_page(changed, url))
-        assert http.post("/articles", json={"url": url}).json()["ingested"] == [article_id]
+        assert http.post("/articles", json=again).json()["ingested"] == [article_id]
         assert "late paragraph" in http.get(f"/articles/{article_id}").json()["text"]
         assert url_service.store.check().ok
 

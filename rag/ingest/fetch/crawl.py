@@ -51,7 +51,10 @@ class Reader:
     fetcher: Fetcher
     max_items: int = 1000
 
-    def read(self, url: str, category: str | None = None) -> Iterator[Item]:
+    def read(self, url: str, category: str | None = None, seen: set[str] | None = None) -> Iterator[Item]:
+        """The articles at `url`. An article whose id is in `seen` (the same story reached
+        through another entry, or another URL of the same run) is passed over; ids are added."""
+        seen = set() if seen is None else seen
         try:
             fetched = self.fetcher.get(url, accept=FEED_ACCEPT)
             feed = as_feed(fetched, self.max_items)
@@ -59,9 +62,13 @@ class Reader:
             yield IngestFailure(url, str(error))
             return
         if feed is None:
-            yield self.page_item(fetched, url, category)
+            page = self.page_item(fetched, url, category)
+            if isinstance(page, Article):
+                if page.id in seen:
+                    return
+                seen.add(page.id)
+            yield page
             return
-        seen: set[str] = set()
         for origin, item, date_source in self.items(url, feed):
             if isinstance(item, IngestFailure):
                 yield item
