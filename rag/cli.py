@@ -327,7 +327,7 @@ class _StageBars:
 @click.option("--port", type=int, default=None, help="Port (default 8000)")
 @click.pass_context
 def serve(ctx: click.Context, host: str | None, port: int | None) -> None:
-    """Serve the HTTP API (OpenAPI docs at /docs)."""
+    """Serve the HTTP API (OpenAPI docs at /docs) and poll the sources (`rag sources`)."""
     import uvicorn
 
     from rag.api.app import create_app

@@ -142,12 +142,17 @@ class Poller:
             result.not_modified = True
             self._record(source, result, validators=fetched.validators)
             return result
-        pending: list[tuple[Article | IngestFailure, SourceItem | None]] = []
+        pending: list[tuple[Article | IngestFailure | None, SourceItem | None]] = []
+        interrupted = False
         if feed is None:  # the source is a page
             pending.append((self.reader.page_item(fetched, source.url, source.category), None))
         else:
             known = self.docstore.source_items(source.id)
+            ids: set[str] = set()  # articles of this poll: two entries for one story store it once
             for origin, item, date_source in self.reader.items(source.url, feed):
+                if self._stop.is_set():
+                    interrupted = True
+                    break
                 if isinstance(item, IngestFailure):
                     result.failed.append(item)
                     continue
@@ -161,15 +166,20 @@ class Poller:
                 elif isinstance(article, IngestFailure):
                     result.failed.append(article)
                 else:
-                    pending.append((article, SourceItem(item.url, item.signature, response.validators.etag,
-                                                        response.validators.last_modified, article.id)))
+                    state = SourceItem(item.url, item.signature, response.validators.etag,
+                                       response.validators.last_modified, article.id)
+                    pending.append((None if article.id in ids else article, state))
+                    ids.add(article.id)
                 if len(pending) >= self.batch:
                     self._commit(source, pending, result)
                     pending = []
         self._commit(source, pending, result)
         if feed is None and not (result.ingested or result.unchanged) and result.failed:
             result.error = result.failed[0].reason
-        self._record(source, result, validators=fetched.validators)
+        # The feed's validators are kept only when all of it was read: otherwise the next poll
+        # would get a 304 and never retry the items that failed (or were not reached).
+        complete = not (result.failed or interrupted)
+        self._record(source, result, validators=fetched.validators if complete else Validators())
         return result
 
     def _commit(self, source: Source, pending: list, result: PollResult) -> None:
@@ -198,8 +208,7 @@ class Poller:
         else:
             problem = _summary(result.failed)
             updated = replace(
-                source, etag=validators.etag if validators else source.etag,
-                last_modified=validators.last_modified if validators else source.last_modified,
+                source, etag=validators.etag, last_modified=validators.last_modified,
                 last_fetched_at=now, last_new_article_at=now if result.ingested else source.last_new_article_at,
                 last_error=problem, last_error_at=now if problem else source.last_error_at, failures=0,
                 next_poll_at=now + timedelta(seconds=source.every_s))
