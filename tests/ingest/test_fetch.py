@@ -148,7 +148,7 @@ def test_a_redirect_to_a_private_address_is_refused_before_any_connection(site, 
 
 
 @pytest.mark.parametrize("url", ["ftp://127.0.0.1/feed.xml", "file:///etc/passwd", "gopher://127.0.0.1:70/",
-                                 "//127.0.0.1/x", "http://user:secret@127.0.0.1/"])
+                                 "//127.0.0.1/x", "http://user:secret@127.0.0.1/", "http://a b/", "http://a..b/"])
 def test_only_plain_http_and_https_urls_are_fetched(url):
     with pytest.raises(FetchRefused):
         fetcher().get(url)

@@ -13,6 +13,7 @@ cannot slip a private address in.
 from __future__ import annotations
 
 import ipaddress
+import re
 import socket
 from dataclasses import dataclass
 from urllib.parse import urlsplit
@@ -22,6 +23,7 @@ from rag.errors import FetchFailed, FetchRefused
 SCHEMES = {"http": 80, "https": 443}
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+_HOST_NAME = re.compile(r"[a-z0-9_]([a-z0-9_-]{0,62})?(\.[a-z0-9_]([a-z0-9_-]{0,62})?)*\.?")  # labels, or IPv4
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,6 +60,12 @@ def parse_target(url: str) -> Target:
         host = parts.hostname.encode("idna").decode("ascii") if not parts.hostname.isascii() else parts.hostname
     except UnicodeError:
         raise FetchRefused(f"{url!r}: the host name is not a valid international domain name") from None
+    host = host.lower()
+    if not _HOST_NAME.fullmatch(host):
+        try:
+            ipaddress.IPv6Address(host)
+        except ValueError:
+            raise FetchRefused(f"{url!r}: {host!r} is not a host name or address") from None
     path = parts.path or "/"
     if parts.query:
         path += "?" + parts.query
@@ -65,7 +73,7 @@ def parse_target(url: str) -> Target:
         path = "".join(f"%{ord(ch):02X}" if ord(ch) <= 0x20 or ord(ch) == 0x7F else ch for ch in path)
     if not path.isascii():
         path = "".join(ch if ch.isascii() else "".join(f"%{b:02X}" for b in ch.encode("utf-8")) for ch in path)
-    return Target(url=url.strip(), scheme=scheme, host=host.lower(), port=port or SCHEMES[scheme], path=path)
+    return Target(url=url.strip(), scheme=scheme, host=host, port=port or SCHEMES[scheme], path=path)
 
 
 def forbidden_reason(address: IPAddress) -> str | None:
