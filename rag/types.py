@@ -188,8 +188,9 @@ class Source:
 
     @property
     def status(self) -> str:
-        """`new` (not fetched yet), `ok` (the last poll worked), `failing` (it did not)."""
-        if self.failures or (self.last_error and self.last_fetched_at is None):
+        """`new` (not fetched yet), `ok` (the last poll read the source: some of its items may
+        have failed, see `last_error`), `failing` (it could not, and it is backing off)."""
+        if self.failures:
             return "failing"
         return "ok" if self.last_fetched_at else "new"
 
