@@ -9,7 +9,6 @@ import os
 import signal
 import sqlite3
 import subprocess
-import sys
 import time
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
@@ -21,10 +20,9 @@ from rag.api.app import create_app
 from rag.config import Settings
 from rag.errors import FetchRefused
 from rag.service import build_service
-from tests.conftest import free_port, live_server
 from tests.support.news_site import NewsSite, article_page, atom, reuters_stories, rss
-
-RAG = str(Path(sys.executable).parent / "rag")
+from tests.support.paths import RAG
+from tests.support.servers import free_port, live_server
 
 
 class Clock:
@@ -52,10 +50,10 @@ def site():
 
 
 @pytest.fixture
-def feed_service(tmp_path, embedder):
+def feed_service(tmp_path, embedder, pieces):
     settings = Settings(index_dir=tmp_path / "index", fetch_allow_hosts="127.0.0.1", fetch_host_delay_s=0,
                         fetch_read_timeout_s=1, poll_sources=False)
-    service = build_service(settings, embedder)
+    service = build_service(settings, embedder, pieces)
     yield service
     service.close()
 
@@ -211,13 +209,13 @@ def test_hostile_sources_are_refused_or_fail_without_harm(feed_service, site):
     assert feed_service.store.docstore.counts() == (0, 0)
 
 
-def test_sources_over_http_need_the_admin_scope_and_show_in_health(tmp_path, embedder, site, stories):
+def test_sources_over_http_need_the_admin_scope_and_show_in_health(tmp_path, embedder, pieces, site, stories):
     keys = {"reader-key-0123456789": ["read"], "admin-key-0123456789": ["admin"]}
     settings = Settings(index_dir=tmp_path / "index", fetch_allow_hosts="127.0.0.1", fetch_host_delay_s=0,
                         api_keys=json.dumps(keys))
     urls = site.publish(stories[:2])
     site.put("/feed.rss", rss([(u, s.title, s.published) for u, s in zip(urls, stories)]), "application/rss+xml")
-    service = build_service(settings, embedder)
+    service = build_service(settings, embedder, pieces)
     reader, admin = ({"Authorization": "Bearer reader-key-0123456789"},
                      {"Authorization": "Bearer admin-key-0123456789"})
     try:
@@ -279,10 +277,11 @@ def test_rag_sources_add_list_remove(tmp_path):
     assert json.loads(rag_cli(index, "sources", "list", "--json").stdout) == []
 
 
-def test_a_schema_2_docstore_is_migrated_keeping_its_articles(feed_service, tmp_path, embedder):
+def test_a_schema_2_docstore_is_migrated_keeping_its_articles(feed_service, tmp_path, embedder, pieces):
     """Schema 2 had no author, date_source or sources: opening it adds them and keeps every row."""
     settings = feed_service.settings
-    from tests.conftest import SEED_ARTICLE, ingest_paths
+    from tests.conftest import ingest_paths
+    from tests.support.paths import SEED_ARTICLE
 
     ingest_paths(feed_service, [SEED_ARTICLE])
     before = feed_service.store.docstore._db().execute("SELECT id, content_hash FROM articles").fetchall()
@@ -294,7 +293,7 @@ def test_a_schema_2_docstore_is_migrated_keeping_its_articles(feed_service, tmp_
         UPDATE meta SET value = '2' WHERE key = 'schema_version';
     """)
     db.close()
-    again = build_service(settings, embedder)
+    again = build_service(settings, embedder, pieces)
     try:
         docstore = again.store.docstore
         assert docstore._db().execute("SELECT value FROM meta WHERE key='schema_version'").fetchone() == ("3",)

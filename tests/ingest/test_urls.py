@@ -6,7 +6,6 @@ from __future__ import annotations
 import os
 import sqlite3
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -14,10 +13,10 @@ import pytest
 from rag.api.app import create_app
 from rag.config import Settings
 from rag.service import build_service
-from tests.conftest import live_server
 from tests.support.news_site import NewsSite, article_page, reuters_stories, rss
+from tests.support.paths import RAG
+from tests.support.servers import live_server
 
-RAG = str(Path(sys.executable).parent / "rag")
 ENV = {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "RAG_FETCH_ALLOW_HOSTS": "127.0.0.1",
        "RAG_FETCH_HOST_DELAY_S": "0", "RAG_FETCH_READ_TIMEOUT_S": "1"}
 
@@ -74,10 +73,10 @@ def test_rag_ingest_refuses_urls_it_may_not_fetch(tmp_path):
 
 
 @pytest.fixture
-def url_service(tmp_path, embedder):
+def url_service(tmp_path, embedder, pieces):
     settings = Settings(index_dir=tmp_path / "index", fetch_allow_hosts="127.0.0.1", fetch_host_delay_s=0,
                         fetch_read_timeout_s=1, poll_sources=False)
-    service = build_service(settings, embedder)
+    service = build_service(settings, embedder, pieces)
     yield service
     service.close()
 

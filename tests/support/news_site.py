@@ -18,10 +18,11 @@ from datetime import UTC, datetime
 from email.utils import format_datetime
 from html import escape
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 from typing import Self
 
-REUTERS = Path(__file__).resolve().parents[2].parent / "shared" / "corpora" / "reuters21578" / "reuters21578.jsonl"
+from tests.support.paths import SHARED
+
+REUTERS = SHARED / "corpora" / "reuters21578" / "reuters21578.jsonl"
 
 
 @dataclass(frozen=True)
