@@ -169,6 +169,32 @@ def test_five_redirects_are_followed_and_a_sixth_is_not(site, stories):
         fetcher().get(site.url("/r0"))  # six
 
 
+# -- TLS ----------------------------------------------------------------------------------------
+def test_https_goes_to_the_checked_address_with_the_certificate_checked(tmp_path, stories):
+    """The connection is pinned to the address checked, but TLS still verifies the certificate
+    against the URL's host: trusted and matching passes, untrusted or for another name fails."""
+    import ssl
+
+    from tests.support.news_site import self_signed
+
+    good, other = self_signed(tmp_path, "IP:127.0.0.1"), self_signed(tmp_path, "other.example")
+    with NewsSite().start(certificate=good) as site:
+        url = site.publish(stories[:1])[0]
+        assert url.startswith("https://127.0.0.1:")
+        trusting = Fetcher(FetchPolicy(allow_hosts=LOOPBACK, host_delay_s=0),
+                           tls=ssl.create_default_context(cafile=str(good[0])))
+        [article] = articles(read_url(trusting, url))
+        assert article.title == stories[0].title and article.url == url
+        with pytest.raises(FetchFailed, match="TLS failed"):
+            fetcher().get(url)  # the system's CAs do not know it
+    with NewsSite().start(certificate=other) as site:
+        url = site.publish(stories[:1])[0]
+        wrong_name = Fetcher(FetchPolicy(allow_hosts=LOOPBACK, host_delay_s=0),
+                             tls=ssl.create_default_context(cafile=str(other[0])))
+        with pytest.raises(FetchFailed, match="TLS failed"):
+            wrong_name.get(url)
+
+
 # -- limits -------------------------------------------------------------------------------------
 @pytest.mark.parametrize("declare_length", [True, False])
 def test_a_huge_page_is_cut_at_the_byte_limit(site, declare_length):

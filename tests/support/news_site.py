@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import ssl
+import subprocess
 import threading
 import time
 from collections.abc import Iterator
@@ -18,6 +20,7 @@ from datetime import UTC, datetime
 from email.utils import format_datetime
 from html import escape
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Self
 
 from tests.support.paths import SHARED
@@ -126,6 +129,18 @@ ENTITY_BOMB = """<?xml version="1.0"?>
 """
 
 
+def self_signed(folder: Path, name: str) -> tuple[Path, Path]:
+    """A certificate (and its key) for `name` (a host name, or an address as `IP:127.0.0.1`),
+    made with the openssl command; it is its own CA."""
+    certificate, key = folder / f"{name.replace(':', '-')}.pem", folder / f"{name.replace(':', '-')}.key"
+    subject = name.split(":", 1)[-1]
+    san = name if ":" in name else f"DNS:{name}"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", f"/CN={subject}",
+                    "-addext", f"subjectAltName={san}", "-keyout", str(key), "-out", str(certificate)],
+                   check=True, capture_output=True, timeout=60)
+    return certificate, key
+
+
 @dataclass
 class Route:
     body: bytes
@@ -148,10 +163,11 @@ class NewsSite:
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
         self.port = 0
+        self.tls: ssl.SSLContext | None = None  # set by start(certificate=…): serves https
 
     # -- content -------------------------------------------------------------------------------
     def url(self, path: str) -> str:
-        return f"http://127.0.0.1:{self.port}{path}"
+        return f"{'https' if self.tls else 'http'}://127.0.0.1:{self.port}{path}"
 
     def put(self, path: str, body: str | bytes, content_type: str = "text/html; charset=utf-8", **options) -> None:
         data = body.encode("utf-8") if isinstance(body, str) else body
@@ -179,8 +195,12 @@ class NewsSite:
             return sum(1 for p, _ in self.requests if p == path)
 
     # -- serving -------------------------------------------------------------------------------
-    def start(self, port: int = 0) -> NewsSite:
+    def start(self, port: int = 0, certificate: tuple[Path, Path] | None = None) -> NewsSite:
+        """Serve on 127.0.0.1 (`port` 0: a free one); over TLS with (certificate, key) files."""
         site = self
+        if certificate is not None:
+            self.tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            self.tls.load_cert_chain(*certificate)
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
@@ -229,6 +249,8 @@ class NewsSite:
                     pass  # the client stopped reading (a cut body): expected
 
         server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
+        if self.tls is not None:
+            server.socket = self.tls.wrap_socket(server.socket, server_side=True)
         server.daemon_threads = True
         self._server = server
         self.port = server.server_address[1]

@@ -90,13 +90,13 @@ class Fetcher:
     `host_delay_s` (across threads) so that polling many items of one site stays polite."""
 
     def __init__(self, policy: FetchPolicy, clock: Callable[[], float] = time.monotonic,
-                 sleep: Callable[[float], None] = time.sleep) -> None:
+                 sleep: Callable[[float], None] = time.sleep, tls: ssl.SSLContext | None = None) -> None:
         self.policy = policy
         self._clock = clock
         self._sleep = sleep
         self._next_slot: dict[str, float] = {}
         self._slots = threading.Lock()
-        self._tls = ssl.create_default_context()
+        self._tls = tls or ssl.create_default_context()  # the system's CAs, host names checked
 
     def get(self, url: str, validators: Validators | None = None,
             accept: str = "text/html, application/xhtml+xml, application/xml;q=0.9, text/*;q=0.8") -> Fetched:
@@ -154,6 +154,9 @@ class Fetcher:
             connection = _PinnedConnection(target, address, self.policy, self._tls)
             try:
                 connection.connect()
+            except ssl.SSLError as error:  # the server answered, but not as the URL's host
+                connection.close()
+                raise _failure(target, error, self.policy) from None
             except TimeoutError:
                 errors.append(f"{address}: no connection within {self.policy.connect_timeout_s:g} s")
                 connection.close()
@@ -226,7 +229,8 @@ def _failure(target: Target, error: BaseException, policy: FetchPolicy) -> Fetch
     if isinstance(error, TimeoutError):
         return FetchFailed(f"{target.url}: no answer within {policy.read_timeout_s:g} s (read timeout)")
     if isinstance(error, ssl.SSLError):
-        return FetchFailed(f"{target.url}: TLS failed ({error.reason or error})")
+        why = error.verify_message if isinstance(error, ssl.SSLCertVerificationError) else error.reason
+        return FetchFailed(f"{target.url}: TLS failed ({why or error})")
     if isinstance(error, http.client.HTTPException):
         return FetchFailed(f"{target.url}: malformed HTTP response ({type(error).__name__}: {error})")
     if isinstance(error, OSError):
