@@ -124,7 +124,13 @@ class Poller:
         for source in self.docstore.due_sources(self.clock()):
             if self._stop.is_set():
                 break
-            results.append(self.poll(source))
+            try:
+                results.append(self.poll(source))
+            except Exception as error:  # a bug or a docstore error: the source backs off, the others go on
+                log.exception("polling source %s failed", source.id)
+                result = PollResult(source.id, error=f"{type(error).__name__}: {error}")
+                self._record(source, result, validators=None)
+                results.append(result)
         return results
 
     # -- one source ----------------------------------------------------------------------------
