@@ -1,4 +1,5 @@
-"""`rag` command line: ingest, delete, ask, search, serve. Errors become messages only here."""
+"""`rag` command line: ingest, delete, ask, search, brief, serve, sources, check, eval, train. Errors
+become messages only here."""
 
 from __future__ import annotations
 
