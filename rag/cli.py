@@ -1,4 +1,5 @@
-"""`rag` command line: ingest, delete, ask, search, serve. Errors become messages only here."""
+"""`rag` command line: ingest, delete, ask, search, brief, serve, sources, check, eval, train. Errors
+become messages only here."""
 
 from __future__ import annotations
 
@@ -78,17 +79,21 @@ def main(ctx: click.Context, index_dir: Path | None) -> None:
 
 
 @main.command()
-@click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.argument("paths", nargs=-1, required=True)
+@click.option("--category", help="Category of the articles read from URLs (files take theirs from the folder)")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON")
 @click.pass_context
-def ingest(ctx: click.Context, paths: tuple[Path, ...], as_json: bool) -> None:
-    """Add or update articles from files and folders (.txt, .html, .json, .jsonl)."""
+def ingest(ctx: click.Context, paths: tuple[str, ...], category: str | None, as_json: bool) -> None:
+    """Add or update articles from files and folders (.txt, .html, .json, .jsonl) and from
+    http(s) URLs: an RSS or Atom feed or a sitemap (each item's page), or an article page."""
     from tqdm import tqdm
 
     from rag.ingest import find_files, read_file
+    from rag.ingest.fetch import is_url
 
     settings = _settings(ctx)
-    files, missing = find_files(list(paths))
+    urls = [p for p in paths if is_url(p)]
+    files, missing = find_files([Path(p) for p in paths if not is_url(p)])
     service = _service(ctx, create=True)
     bar = tqdm(total=len(files), unit="file", desc="ingest", file=sys.stderr,
                disable=not sys.stderr.isatty())
@@ -99,6 +104,9 @@ def ingest(ctx: click.Context, paths: tuple[Path, ...], as_json: bool) -> None:
             yield from read_file(path, max_bytes=settings.max_article_bytes,
                                  timeout_s=settings.file_read_timeout_s)
             bar.update()
+        seen: set[str] = set()  # one story reached through several feeds is read once
+        for url in urls:
+            yield from service.read_url(url, category, seen)
 
     try:
         report = service.ingest(items())
@@ -115,6 +123,97 @@ def ingest(ctx: click.Context, paths: tuple[Path, ...], as_json: bool) -> None:
                    f"failed {len(report.failed)}")
     if report.failed:
         sys.exit(1)
+
+
+@main.group()
+def sources() -> None:
+    """Feeds, sitemaps and pages that `rag serve` polls for new articles."""
+
+
+def _docstore(ctx: click.Context, create: bool = False):
+    """The index's docstore alone: managing sources needs no model."""
+    from rag.store.docstore import Docstore
+
+    index_dir = _settings(ctx).index_dir
+    if not (index_dir / "docstore.sqlite").exists():
+        if not create:
+            raise click.ClickException(f"no index at {index_dir}: add a source with `rag sources add URL`, or name "
+                                       "another index with --index-dir or RAG_INDEX_DIR")
+        index_dir.mkdir(parents=True, exist_ok=True)
+    docstore = Docstore(index_dir / "docstore.sqlite")
+    ctx.call_on_close(docstore.close)
+    return docstore
+
+
+def _every(ctx: click.Context, param: click.Parameter, value: str) -> int:
+    from rag.ingest.fetch.poller import parse_every
+
+    try:
+        return parse_every(value)
+    except ValueError as error:
+        raise click.BadParameter(str(error)) from None
+
+
+@sources.command(name="add")
+@click.argument("url")
+@click.option("--every", "every_s", default="15m", show_default=True, callback=_every,
+              help="How often to poll it: 90s, 15m, 1h, 1h30m, 1d")
+@click.option("--category", help="Category of its articles")
+@click.pass_context
+def sources_add(ctx: click.Context, url: str, every_s: int, category: str | None) -> None:
+    """Poll URL (a feed, sitemap or page) while `rag serve` runs; adding it again changes its settings."""
+    from rag.ingest.fetch.poller import new_source
+
+    try:
+        source = new_source(url, every_s, category, _settings(ctx).allowed_fetch_hosts)
+        source = _docstore(ctx, create=True).add_source(source)
+    except RagError as error:
+        raise click.ClickException(str(error)) from error
+    click.echo(f"{source.id}  {source.url}  every {_duration(source.every_s)}")
+
+
+@sources.command(name="list")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON")
+@click.pass_context
+def sources_list(ctx: click.Context, as_json: bool) -> None:
+    """The sources with how their last polls went."""
+    from rag.api.schemas import SourceOut
+
+    found = _docstore(ctx).sources()
+    if as_json:
+        click.echo(json.dumps([SourceOut.of(s).model_dump(mode="json") for s in found], indent=2))
+        return
+    if not found:
+        click.echo("No sources: add one with `rag sources add URL`.", err=True)
+    for s in found:
+        click.echo(f"{s.id}  {s.status}  every {_duration(s.every_s)}  {s.url}"
+                   + (f"  [{s.category}]" if s.category else ""))
+        click.echo(f"    last fetched {_when(s.last_fetched_at)}, last new article {_when(s.last_new_article_at)}")
+        if s.last_error:
+            click.echo(f"    last error ({_when(s.last_error_at)}): {s.last_error}")
+
+
+@sources.command(name="remove")
+@click.argument("source_id")
+@click.pass_context
+def sources_remove(ctx: click.Context, source_id: str) -> None:
+    """Stop polling a source (the articles it brought stay)."""
+    try:
+        _docstore(ctx).remove_source(source_id)
+    except RagError as error:
+        raise click.ClickException(str(error)) from error
+    click.echo(f"removed {source_id}")
+
+
+def _duration(seconds: int) -> str:
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds % size == 0:
+            return f"{seconds // size}{unit}"
+    return f"{seconds}s"
+
+
+def _when(value) -> str:
+    return value.strftime("%Y-%m-%d %H:%M:%S UTC") if value else "never"
 
 
 @main.command()
@@ -230,7 +329,7 @@ class _StageBars:
 @click.option("--port", type=int, default=None, help="Port (default 8000)")
 @click.pass_context
 def serve(ctx: click.Context, host: str | None, port: int | None) -> None:
-    """Serve the HTTP API (OpenAPI docs at /docs)."""
+    """Serve the HTTP API (OpenAPI docs at /docs) and poll the sources (`rag sources`)."""
     import uvicorn
 
     from rag.api.app import create_app

@@ -139,6 +139,19 @@ class Settings(BaseSettings):
         500, ge=1, le=10_000, description="Articles a briefing reads at most, when the request names no limit")
     slack_signing_secret: SecretStr | None = Field(
         None, description="Slack app's signing secret; /integrations/slack/commands refuses all without it")
+    # Fetching URLs (feeds, sitemaps, pages): refused for addresses inside the network unless the
+    # host is named here (OWASP SSRF prevention: resolve, check every address, connect to it).
+    fetch_allow_hosts: str = Field(
+        "", description="Comma-separated host names or addresses that may be fetched although they resolve to "
+                        "a loopback, private, link-local or reserved address (e.g. an intranet feed)")
+    fetch_connect_timeout_s: float = Field(5.0, gt=0, le=120, description="Connecting to a fetched URL's host")
+    fetch_read_timeout_s: float = Field(15.0, gt=0, le=600, description="Longest wait for the next bytes of a response")
+    fetch_total_timeout_s: float = Field(
+        60.0, gt=0, le=3600, description="Longest a whole response may take to arrive (a trickle is cut)")
+    fetch_host_delay_s: float = Field(
+        1.0, ge=0, le=600, description="Least time between two requests to one host (politeness)")
+    feed_max_items: int = Field(1000, ge=1, le=100_000, description="Items read from one feed or sitemap at most")
+    poll_sources: bool = Field(True, description="Whether `rag serve` polls the sources in the background")
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=0, le=65535)
 
@@ -149,6 +162,11 @@ class Settings(BaseSettings):
             return cls()
         except ValidationError as error:
             raise BadSettings("; ".join(_described(problem) for problem in error.errors())) from None
+
+    @property
+    def allowed_fetch_hosts(self) -> frozenset[str]:
+        """RAG_FETCH_ALLOW_HOSTS as lower-case names (IPv6 without brackets)."""
+        return frozenset(h.strip().strip("[]").lower() for h in self.fetch_allow_hosts.split(",") if h.strip())
 
     @field_validator("answerer_model")
     @classmethod

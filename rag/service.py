@@ -23,9 +23,21 @@ from rag.embedding.model import bundled_model_path
 from rag.embedding.wordpieces import WordPieceVectors
 from rag.errors import InvalidInput, WriterBusy
 from rag.indexer import Indexer
+from rag.ingest.fetch import Fetcher, FetchPolicy
+from rag.ingest.fetch.crawl import Reader
+from rag.ingest.fetch.poller import BATCH, Poller, new_source
 from rag.retrieval import Retriever
 from rag.store import QdrantTarget, Store
-from rag.types import NO_FILTERS, Answer, Article, Filters, IngestFailure, IngestReport, Passage
+from rag.types import (
+    NO_FILTERS,
+    Answer,
+    Article,
+    Filters,
+    IngestFailure,
+    IngestReport,
+    Passage,
+    Source,
+)
 
 if TYPE_CHECKING:
     from llama_index.core.llms import LLM
@@ -43,12 +55,39 @@ class Service:
     answerer: Answerer
     briefer: Briefer
     llm: LLM | None = None  # rewrites chat follow-ups; None: the offline rewrite
+    reader: Reader | None = None  # URLs → articles, through the SSRF-safe fetcher
     chats: Chat = field(init=False)
 
     def __post_init__(self) -> None:
         # Chat answers through `ask`, so that an answerer swapped in later (cross-validation
         # does) answers chat too.
         self.chats = Chat(self.ask, self.llm, self.settings.max_question_chars)
+
+    def read_url(self, url: str, category: str | None = None,
+                 seen: set[str] | None = None) -> Iterator[Article | IngestFailure]:
+        """The articles at a URL: a feed's or sitemap's items, or the page (failures included);
+        ids in `seen` (shared by the URLs of one run) are passed over, so each story comes once."""
+        return self.reader.read(url, category, seen)
+
+    def fetch_page(self, url: str, category: str | None = None) -> Article:
+        """One article page, fetched and extracted; FetchRefused / FetchFailed / InvalidInput say why not."""
+        return self.reader.page(url, category)
+
+    def add_source(self, url: str, every_s: int, category: str | None = None) -> Source:
+        """Start polling a feed, sitemap or page (re-adding one changes its interval and category).
+        A URL that could never be fetched (scheme, private address) is refused now."""
+        return self.store.docstore.add_source(new_source(url, every_s, category, self.reader.fetcher.policy.allow_hosts))
+
+    def sources(self) -> list[Source]:
+        return self.store.docstore.sources()
+
+    def remove_source(self, source_id: str) -> None:
+        self.store.docstore.remove_source(source_id)
+
+    def poller(self) -> Poller:
+        """A poller of this service's sources (not started)."""
+        return Poller(self.store.docstore, self.reader, lambda items: self.ingest(items),
+                      batch=min(self.settings.ingest_batch_size, BATCH))
 
     def ask(self, question: str, top_k: int | None = None, filters: Filters = NO_FILTERS) -> Answer:
         question = self._check_question(question)
@@ -97,6 +136,9 @@ class Service:
             "dimension": self.embedder.dimension,
             "index_generation": indexes.generation,
             "index_problem": self.store.load_problem,
+            "sources": [{"id": s.id, "url": s.url, "status": s.status, "last_fetched_at": s.last_fetched_at,
+                         "last_new_article_at": s.last_new_article_at, "last_error": s.last_error}
+                        for s in self.store.docstore.sources()],
         }
 
     def _check_question(self, question: str, name: str = "question") -> str:
@@ -157,4 +199,5 @@ def build_service(settings: Settings, embedder: Embedder | None = None,
         briefer=Briefer(retriever, store.docstore, stored, MapReduce(llm, support) if llm is not None else None,
                         settings.brief_max_articles),
         llm=llm,
+        reader=Reader(Fetcher(FetchPolicy.from_settings(settings)), settings.feed_max_items),
     )

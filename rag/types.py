@@ -20,12 +20,16 @@ class Article:
     published_at: datetime | None = None
     category: str | None = None
     origin: str = ""  # where it was read from (file path, request item); for messages only
+    author: str | None = None
+    date_source: str | None = None  # where published_at came from: "meta" (the page's metadata), "feed", …
 
     @property
     def content_hash(self) -> str:
         """Hash of everything stored about the article: equal hashes mean nothing to re-ingest."""
         fields = [self.title, self.text, self.source, self.url, self.category,
                   self.published_at.isoformat() if self.published_at else None]
+        if self.author or self.date_source:  # only when set: articles stored before they existed keep their hash
+            fields += [self.author, self.date_source]
         return hashlib.sha256(json.dumps(fields, ensure_ascii=False).encode()).hexdigest()
 
 
@@ -162,3 +166,41 @@ class IngestReport:
     @property
     def ok(self) -> bool:
         return not self.failed
+
+
+@dataclass(frozen=True, slots=True)
+class Source:
+    """A feed, sitemap or page that `rag serve` polls, with how its last polls went."""
+
+    id: str
+    url: str
+    every_s: int
+    category: str | None = None
+    added_at: datetime | None = None
+    etag: str | None = None
+    last_modified: str | None = None
+    last_fetched_at: datetime | None = None
+    last_new_article_at: datetime | None = None
+    last_error: str | None = None
+    last_error_at: datetime | None = None
+    failures: int = 0
+    next_poll_at: datetime | None = None
+
+    @property
+    def status(self) -> str:
+        """`new` (not fetched yet), `ok` (the last poll read the source: some of its items may
+        have failed, see `last_error`), `failing` (it could not, and it is backing off)."""
+        if self.failures:
+            return "failing"
+        return "ok" if self.last_fetched_at else "new"
+
+
+@dataclass(frozen=True, slots=True)
+class SourceItem:
+    """An entry of a source's feed whose article is stored (or that failed), as last seen."""
+
+    url: str
+    signature: str
+    etag: str | None = None
+    last_modified: str | None = None
+    article_id: str | None = None

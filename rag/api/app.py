@@ -13,20 +13,24 @@ from rag.api.access_log import redact_access_log
 from rag.api.auth import Authenticate, KeyRing
 from rag.api.errors import add_error_handlers
 from rag.api.limits import ConcurrencyLimit, RateLimiter, ReadBody, RequestTimeout
-from rag.api.routes import articles, ask, briefings, health, openai_compat, slack
+from rag.api.routes import articles, ask, briefings, health, openai_compat, slack, sources
 from rag.config import Settings
 from rag.errors import IndexNotReady
+from rag.ingest.fetch.poller import Poller
 from rag.service import Service, build_service
 
 log = logging.getLogger(__name__)
 
 
 class ServiceHolder:
-    """The service, or why it is not there yet: loading in the background, or failed to load."""
+    """The service, or why it is not there yet: loading in the background, or failed to load;
+    and the poller of its sources once it is there (when polling is on)."""
 
-    def __init__(self) -> None:
+    def __init__(self, poll: bool = False) -> None:
         self.service: Service | None = None
         self.error: str | None = None
+        self.poll = poll
+        self.poller: Poller | None = None
 
     def get(self) -> Service:
         if self.service is not None:
@@ -35,10 +39,19 @@ class ServiceHolder:
 
     def load(self, settings: Settings) -> None:
         try:
-            self.service = build_service(settings)
+            self.serve(build_service(settings))
         except Exception as error:  # reported by /health and every route, never swallowed
             log.exception("loading the service failed")
             self.error = f"the service failed to load: {error}"
+
+    def serve(self, service: Service) -> None:
+        self.service = service
+        if self.poll:
+            self.poller = service.poller().start()
+
+    def stop_polling(self) -> None:
+        if self.poller is not None:
+            self.poller.stop()
 
 
 def create_app(settings: Settings | None = None, service: Service | None = None) -> FastAPI:
@@ -47,16 +60,17 @@ def create_app(settings: Settings | None = None, service: Service | None = None)
     Raises BadSettings for unusable API keys, before anything is served."""
     settings = settings or Settings.from_environment()
     keyring = KeyRing.from_settings(settings)
-    holder = ServiceHolder()
+    holder = ServiceHolder(poll=settings.poll_sources)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         redact_access_log()
         if service is not None:
-            holder.service = service
+            holder.serve(service)
         else:
             threading.Thread(target=holder.load, args=(settings,), name="rag-load", daemon=True).start()
         yield
+        holder.stop_polling()
         if holder.service is not None and service is None:
             holder.service.close()
 
@@ -69,7 +83,7 @@ def create_app(settings: Settings | None = None, service: Service | None = None)
     app.state.holder = holder
     app.state.settings = settings
     app.state.keyring = keyring
-    for routes in (health, ask, articles, briefings, openai_compat, slack):
+    for routes in (health, ask, articles, sources, briefings, openai_compat, slack):
         app.include_router(routes.router)
     _document_limits(app, settings)
     docs = frozenset(p for p in (app.openapi_url, app.docs_url, app.redoc_url,

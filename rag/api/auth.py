@@ -311,3 +311,5 @@ ERROR_RESPONSES: dict[int | str, dict] = {
         (503, "Busy, loading or index unusable (see Retry-After)"), (504, "Request timeout"))
 }
 NOT_FOUND: dict[int | str, dict] = {404: {"model": ErrorResponse, "description": "No article with that id"}}
+UPSTREAM: dict[int | str, dict] = {
+    502: {"model": ErrorResponse, "description": "A URL to fetch: its server failed (HTTP error, timeout, too large)"}}

@@ -12,18 +12,23 @@ from rag.errors import (
     ArticleNotFound,
     BadSettings,
     EncoderExportError,
+    FetchFailed,
+    FetchRefused,
     IndexMismatch,
     IndexNotReady,
     InvalidInput,
     LLMFailed,
     RagError,
+    SourceNotFound,
     TooLarge,
     WriterBusy,
 )
 
 STATUS: dict[type[RagError], int] = {
     InvalidInput: 422,
+    FetchRefused: 422,  # a URL not to fetch (scheme, private address, content type): bad input
     ArticleNotFound: 404,
+    SourceNotFound: 404,
     TooLarge: 413,
     IndexMismatch: 503,
     IndexNotReady: 503,
@@ -33,6 +38,8 @@ STATUS: dict[type[RagError], int] = {
     EncoderExportError: 503,
     # The answerer falls back when its LLM fails; one that reaches a route is an upstream failure.
     LLMFailed: 502,
+    # A URL to fetch whose server failed (HTTP error, timeout, too large): upstream too.
+    FetchFailed: 502,
     # A setting that names something missing: the server is misconfigured.
     BadSettings: 500,
 }

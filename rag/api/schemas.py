@@ -17,7 +17,16 @@ from pydantic import (
 )
 
 from rag.briefing.types import Briefing
-from rag.types import Answer, Article, Citation, Filters, IngestReport, Passage, SentenceCheck
+from rag.types import (
+    Answer,
+    Article,
+    Citation,
+    Filters,
+    IngestReport,
+    Passage,
+    SentenceCheck,
+    Source,
+)
 
 _ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 
@@ -165,13 +174,15 @@ class SearchResponse(BaseModel):
 
 
 class ArticleIn(BaseModel):
-    """One article to ingest: exactly one of `text` and `html`."""
+    """One article to ingest: exactly one of `text` and `html`, or only a `url` (and a `category`)
+    to fetch the page and extract it."""
 
-    # The schema says "exactly one of text and html, as a string" in JSON Schema's words, so that
-    # clients and fuzzers know it; the validator below enforces the same.
+    # The schema says "exactly one of text and html as a string, or a url alone" in JSON Schema's
+    # words, so that clients and fuzzers know it; the validator below enforces the same.
     model_config = ConfigDict(extra="forbid", json_schema_extra={"oneOf": [
         {"required": ["text"], "properties": {"text": {"type": "string"}}},
         {"required": ["html"], "properties": {"html": {"type": "string"}}},
+        {"required": ["url"], "not": {"anyOf": [{"required": ["text"]}, {"required": ["html"]}]}},
     ]})
 
     id: str | None = Field(None, max_length=128)
@@ -185,12 +196,23 @@ class ArticleIn(BaseModel):
 
     @model_validator(mode="after")
     def _text_or_html(self) -> ArticleIn:
-        if (self.text is None) == (self.html is None):
+        if self.text is not None and self.html is not None:
             raise ValueError("give the article as `text` or as `html`: exactly one of them")
+        if self.text is None and self.html is None and self.url is None:
+            raise ValueError("give the article as `text` or `html`, or a `url` to fetch it from")
         return self
 
     def record(self) -> dict[str, Any]:
         return self.model_dump(exclude_none=True)
+
+    @property
+    def to_fetch(self) -> bool:
+        """Only a URL: the page is fetched (its own title, source, date and canonical URL are used)."""
+        return self.url is not None and self.text is None and self.html is None
+
+    def fetch_conflicts(self) -> list[str]:
+        """Fields given beside a URL to fetch that the page itself decides."""
+        return [name for name in ("id", "title", "source", "published_at") if getattr(self, name) is not None]
 
 
 class FailureModel(BaseModel):
@@ -217,11 +239,14 @@ class ArticleOut(BaseModel):
     url: str | None
     published_at: datetime | None
     category: str | None
+    author: str | None = None
+    date_source: str | None = Field(None, description="Where published_at came from: meta (the page's own "
+                                                      "metadata), feed or sitemap (the entry that listed it)")
 
     @classmethod
     def of(cls, a: Article) -> ArticleOut:
         return cls(id=a.id, title=a.title, text=a.text, source=a.source, url=a.url,
-                   published_at=a.published_at, category=a.category)
+                   published_at=a.published_at, category=a.category, author=a.author, date_source=a.date_source)
 
 
 class DeleteResponse(BaseModel):
@@ -233,6 +258,61 @@ class ErrorResponse(BaseModel):
         ..., description="What is wrong: a message, or a list of field errors (FastAPI's validation)")
 
 
+# -- polled sources -------------------------------------------------------------------------------
+class SourceIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    url: str = Field(..., min_length=1, max_length=2_000, description="An RSS or Atom feed, a sitemap or a page")
+    every: str = Field("15m", max_length=20, description="How often to poll it: 90s, 15m, 1h, 1h30m, 1d")
+    category: str | None = Field(None, max_length=200, description="Category given to its articles")
+
+    @field_validator("every")
+    @classmethod
+    def _interval(cls, value: str) -> str:
+        from rag.ingest.fetch.poller import parse_every
+
+        parse_every(value)  # ValueError → 422 naming the field
+        return value
+
+    def every_s(self) -> int:
+        from rag.ingest.fetch.poller import parse_every
+
+        return parse_every(self.every)
+
+
+class SourceStatus(BaseModel):
+    id: str
+    url: str
+    status: str = Field(..., description="new (not polled yet), ok (the last poll worked) or failing (backing off)")
+    last_fetched_at: datetime | None = Field(None, description="Last answer from the source (200 or 304)")
+    last_new_article_at: datetime | None = Field(None, description="Last poll that stored a new or changed article")
+    last_error: str | None = Field(None, description="What went wrong in the last poll (the source, or items of it)")
+
+
+class SourceOut(SourceStatus):
+    every_s: int
+    category: str | None
+    added_at: datetime | None
+    last_error_at: datetime | None
+    failures: int = Field(..., description="Polls failed in a row (the backoff doubles the interval with each)")
+    next_poll_at: datetime | None
+
+    @classmethod
+    def of(cls, s: Source) -> SourceOut:
+        return cls(id=s.id, url=s.url, status=s.status, every_s=s.every_s, category=s.category,
+                   added_at=s.added_at, last_fetched_at=s.last_fetched_at,
+                   last_new_article_at=s.last_new_article_at, last_error=s.last_error,
+                   last_error_at=s.last_error_at, failures=s.failures, next_poll_at=s.next_poll_at)
+
+
+class SourcesResponse(BaseModel):
+    sources: list[SourceOut]
+
+
+class SourceDeleted(BaseModel):
+    deleted: str
+
+
 class HealthResponse(BaseModel):
     status: str = Field(..., description="ok, degraded (index rebuilt at load), loading or failed")
     articles: int | None = None
@@ -241,6 +321,7 @@ class HealthResponse(BaseModel):
     dimension: int | None = None
     index_generation: int | None = None
     index_problem: str | None = None
+    sources: list[SourceStatus] | None = Field(None, description="Each polled source and how its last poll went")
     error: str | None = None
 
 

@@ -42,6 +42,8 @@ class HtmlPage:
     source: str | None = None  # og:site_name and the like
     url: str | None = None  # canonical link or og:url
     published: str | None = None  # YYYY-MM-DD from meta tags, as htmldate reads them
+    canonical: str | None = None  # <link rel=canonical> as written (maybe relative: resolve it)
+    author: str | None = None  # byline metadata (meta author, article:author, JSON-LD), as trafilatura reads it
 
 
 def html_to_text(html: str) -> tuple[str | None, str]:
@@ -57,9 +59,12 @@ def read_html(html: str) -> HtmlPage:
         return HtmlPage(None, "")
     strip_invisible(root)
     from trafilatura import extract_metadata  # heavy import: only when HTML is read
+    from trafilatura.settings import set_date_params
 
-    # extensive=False: dates from meta tags only, never guessed from the text.
-    meta = extract_metadata(root, extensive=False)
+    # extensive=False: dates from meta tags only, never guessed from the text. htmldate refuses
+    # dates before 1995 by default; news archives are older (the Reuters corpus is from 1987).
+    meta = extract_metadata(root, date_config={**set_date_params(extensive=False), "min_date": "1900-01-01"},
+                            extensive=False)
     title = _title(root, meta.title)
     text = normalize_text(_main_text(root) or _visible_body_text(root))
     if title:
@@ -73,7 +78,16 @@ def read_html(html: str) -> HtmlPage:
         source=one_line(meta.sitename or "") or None,
         url=(meta.url or "").strip() or None,
         published=meta.date or None,
+        canonical=_canonical(root),
+        author=one_line(meta.author or "") or None,
     )
+
+
+def _canonical(root: lxml.html.HtmlElement) -> str | None:
+    for link in root.iter("link"):
+        if "canonical" in link.get("rel", "").lower().split() and link.get("href", "").strip():
+            return link.get("href").strip()
+    return None
 
 
 def strip_invisible(root: lxml.html.HtmlElement) -> None:

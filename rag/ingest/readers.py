@@ -234,6 +234,7 @@ def _html_article(path: Path, html: str) -> Item:
         url=page.url,
         published_at=published_at,
         origin=str(path),
+        date_source="meta" if published_at else None,
     )
 
 

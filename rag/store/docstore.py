@@ -25,12 +25,12 @@ from pathlib import Path
 
 import numpy as np
 
-from rag.errors import ArticleNotFound, IndexMismatch
-from rag.types import Article, Chunk, Filters, Passage, Span
+from rag.errors import ArticleNotFound, IndexMismatch, SourceNotFound
+from rag.types import Article, Chunk, Filters, Passage, Source, SourceItem, Span
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -44,7 +44,9 @@ CREATE TABLE IF NOT EXISTS articles (
     category TEXT,
     content_hash TEXT NOT NULL,
     origin TEXT NOT NULL,
-    ingested_at TEXT NOT NULL
+    ingested_at TEXT NOT NULL,
+    author TEXT,
+    date_source TEXT            -- where published_at came from: meta (the page's own), feed, sitemap, record
 );
 CREATE INDEX IF NOT EXISTS articles_category ON articles(category);
 CREATE INDEX IF NOT EXISTS articles_source ON articles(source);
@@ -74,6 +76,31 @@ CREATE TABLE IF NOT EXISTS sentences (
     UNIQUE (article_id, start)
 );
 CREATE INDEX IF NOT EXISTS sentences_text_hash ON sentences(text_hash);
+CREATE TABLE IF NOT EXISTS sources (           -- feeds, sitemaps and pages polled by `rag serve`
+    id TEXT PRIMARY KEY,
+    url TEXT NOT NULL UNIQUE,
+    every_s INTEGER NOT NULL,
+    category TEXT,
+    added_at TEXT NOT NULL,
+    etag TEXT,                                 -- the source's validators, for conditional requests
+    last_modified TEXT,
+    last_fetched_at TEXT,                      -- last answer from the source (200 or 304)
+    last_new_article_at TEXT,
+    last_error TEXT,                           -- NULL once a poll succeeds again
+    last_error_at TEXT,
+    failures INTEGER NOT NULL DEFAULT 0,       -- polls failed in a row: the backoff's exponent
+    next_poll_at TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS source_items (      -- what each source's feed listed, once its article is stored
+    source_id TEXT NOT NULL REFERENCES sources(id) ON DELETE CASCADE,
+    url TEXT NOT NULL,                         -- the item's link as the feed gives it
+    signature TEXT NOT NULL,                   -- the entry's dates as the feed gives them: a change
+                                               -- means the page is fetched again
+    etag TEXT,
+    last_modified TEXT,
+    article_id TEXT,
+    PRIMARY KEY (source_id, url)
+);
 """
 
 # Schema 1 kept sentences as bare spans (no vectors, no rowid): the table is rebuilt around them,
@@ -92,6 +119,13 @@ CREATE TABLE sentences (
 INSERT INTO sentences (article_id, start, end) SELECT article_id, start, end FROM sentences_v1 ORDER BY article_id, start;
 DROP TABLE sentences_v1;
 UPDATE meta SET value = '2' WHERE key = 'schema_version';
+"""
+
+# Schema 2 had neither author nor date_source; the sources tables are created by _SCHEMA.
+_MIGRATE_2_TO_3 = """
+ALTER TABLE articles ADD COLUMN author TEXT;
+ALTER TABLE articles ADD COLUMN date_source TEXT;
+UPDATE meta SET value = '3' WHERE key = 'schema_version';
 """
 
 
@@ -115,6 +149,27 @@ def _iso(value: datetime | None) -> str | None:
 
 def _parse_iso(value: str | None) -> datetime | None:
     return datetime.fromisoformat(value) if value else None
+
+
+_ARTICLE_COLUMNS = "id, title, text, source, url, published_at, category, origin, author, date_source"
+
+
+_SOURCE_COLUMNS = ("id, url, every_s, category, added_at, etag, last_modified, last_fetched_at, last_new_article_at, "
+                   "last_error, last_error_at, failures, next_poll_at")
+
+
+def _source(row: Sequence) -> Source:
+    return Source(id=row[0], url=row[1], every_s=row[2], category=row[3], added_at=_parse_iso(row[4]), etag=row[5],
+                  last_modified=row[6], last_fetched_at=_parse_iso(row[7]), last_new_article_at=_parse_iso(row[8]),
+                  last_error=row[9], last_error_at=_parse_iso(row[10]), failures=row[11],
+                  next_poll_at=_parse_iso(row[12]))
+
+
+def _article(row: Sequence) -> Article:
+    """An `articles` row read as `_ARTICLE_COLUMNS` → Article."""
+    return Article(id=row[0], title=row[1], text=row[2], source=row[3], url=row[4],
+                   published_at=_parse_iso(row[5]), category=row[6], origin=row[7], author=row[8],
+                   date_source=row[9])
 
 
 class Docstore:
@@ -171,6 +226,12 @@ class Docstore:
                     db.execute(statement)
             log.info("docstore %s migrated to schema 2: sentence vectors are filled in by the next ingest",
                      self.path)
+        columns = {row[1] for row in db.execute("PRAGMA table_info(articles)")}
+        if columns and "date_source" not in columns:
+            with self._transaction() as db:
+                for statement in filter(str.strip, _MIGRATE_2_TO_3.split(";")):
+                    db.execute(statement)
+            log.info("docstore %s migrated to schema 3: articles have an author and a date source", self.path)
 
     # -- meta ----------------------------------------------------------------------------------
     def generation(self) -> int:
@@ -236,16 +297,10 @@ class Docstore:
             return self._bump(db)
 
     def get_article(self, article_id: str) -> Article:
-        row = self._db().execute(
-            "SELECT id, title, text, source, url, published_at, category, origin FROM articles WHERE id=?",
-            (article_id,),
-        ).fetchone()
+        row = self._db().execute(f"SELECT {_ARTICLE_COLUMNS} FROM articles WHERE id=?", (article_id,)).fetchone()
         if row is None:
             raise ArticleNotFound(article_id)
-        return Article(
-            id=row[0], title=row[1], text=row[2], source=row[3], url=row[4],
-            published_at=_parse_iso(row[5]), category=row[6], origin=row[7],
-        )
+        return _article(row)
 
     def model(self) -> tuple[str, int] | None:
         """The (embedding model, dimension) the docstore was built with, if any."""
@@ -418,16 +473,12 @@ class Docstore:
         out: list[tuple[Article, list[Span]]] = []
         with self._snapshot() as db:
             for article_id in article_ids:
-                row = db.execute(
-                    "SELECT id, title, text, source, url, published_at, category, origin FROM articles "
-                    "WHERE id=?", (article_id,),
-                ).fetchone()
+                row = db.execute(f"SELECT {_ARTICLE_COLUMNS} FROM articles WHERE id=?", (article_id,)).fetchone()
                 if row is None:
                     continue
                 spans = [Span(s, e) for s, e in db.execute(
                     "SELECT start, end FROM sentences WHERE article_id=? ORDER BY start", (article_id,))]
-                out.append((Article(id=row[0], title=row[1], text=row[2], source=row[3], url=row[4],
-                                    published_at=_parse_iso(row[5]), category=row[6], origin=row[7]), spans))
+                out.append((_article(row), spans))
         return out
 
     def hydrate(self, rowids: Sequence[int]) -> dict[int, Passage]:
@@ -473,10 +524,11 @@ class Docstore:
                 article, chunks, text_hashes, vectors = item.article, item.chunks, item.chunk_hashes, item.chunk_vectors
                 db.execute("DELETE FROM articles WHERE id=?", (article.id,))  # cascades
                 db.execute(
-                    "INSERT INTO articles VALUES (?,?,?,?,?,?,?,?,?,?)",
+                    "INSERT INTO articles (id, title, text, source, url, published_at, category, content_hash, "
+                    "origin, ingested_at, author, date_source) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
                     (article.id, article.title, article.text, article.source, article.url,
                      _iso(article.published_at), article.category, article.content_hash,
-                     article.origin, now),
+                     article.origin, now, article.author, article.date_source),
                 )
                 db.executemany(
                     "INSERT INTO chunks (id, article_id, n, start, end, text, text_hash, vector) "
@@ -502,6 +554,67 @@ class Docstore:
             if db.execute("DELETE FROM articles WHERE id=?", (article_id,)).rowcount == 0:
                 raise ArticleNotFound(article_id)
             return self._bump(db)
+
+    # -- polled sources (not indexed: their writes leave the generation alone) -----------------------
+    def add_source(self, source: Source) -> Source:
+        """Store a source; one already there under that URL keeps its state and history and takes
+        the new interval and category."""
+        with self._transaction() as db:
+            db.execute(
+                "INSERT INTO sources (id, url, every_s, category, added_at, next_poll_at) VALUES (?,?,?,?,?,?) "
+                "ON CONFLICT(url) DO UPDATE SET every_s=excluded.every_s, category=excluded.category",
+                (source.id, source.url, source.every_s, source.category, _iso(source.added_at),
+                 _iso(source.next_poll_at)))
+            row = db.execute(f"SELECT {_SOURCE_COLUMNS} FROM sources WHERE url=?", (source.url,)).fetchone()
+        return _source(row)
+
+    def sources(self) -> list[Source]:
+        return [_source(row) for row in self._db().execute(f"SELECT {_SOURCE_COLUMNS} FROM sources ORDER BY added_at, id")]
+
+    def source(self, source_id: str) -> Source:
+        row = self._db().execute(f"SELECT {_SOURCE_COLUMNS} FROM sources WHERE id=?", (source_id,)).fetchone()
+        if row is None:
+            raise SourceNotFound(source_id)
+        return _source(row)
+
+    def remove_source(self, source_id: str) -> None:
+        """Forget a source and what it listed (its articles stay: delete them one by one)."""
+        with self._transaction() as db:
+            db.execute("DELETE FROM source_items WHERE source_id=?", (source_id,))
+            if db.execute("DELETE FROM sources WHERE id=?", (source_id,)).rowcount == 0:
+                raise SourceNotFound(source_id)
+
+    def due_sources(self, now: datetime) -> list[Source]:
+        return [_source(row) for row in self._db().execute(
+            f"SELECT {_SOURCE_COLUMNS} FROM sources WHERE next_poll_at <= ? ORDER BY next_poll_at", (_iso(now),))]
+
+    def record_poll(self, source: Source) -> None:
+        """Save how a poll went (validators, times, error, failures, next poll) for a source still
+        there (one removed meanwhile stays removed)."""
+        with self._transaction() as db:
+            db.execute(
+                "UPDATE sources SET etag=?, last_modified=?, last_fetched_at=?, last_new_article_at=?, last_error=?, "
+                "last_error_at=?, failures=?, next_poll_at=? WHERE id=?",
+                (source.etag, source.last_modified, _iso(source.last_fetched_at), _iso(source.last_new_article_at),
+                 source.last_error, _iso(source.last_error_at), source.failures, _iso(source.next_poll_at),
+                 source.id))
+
+    def source_items(self, source_id: str) -> dict[str, SourceItem]:
+        return {row[0]: SourceItem(*row) for row in self._db().execute(
+            "SELECT url, signature, etag, last_modified, article_id FROM source_items WHERE source_id=?",
+            (source_id,))}
+
+    def put_source_items(self, source_id: str, items: Sequence[SourceItem]) -> None:
+        """Remember items as seen, after their articles are committed: a crash in between only
+        means fetching them again, and the unchanged articles are skipped then."""
+        with self._transaction() as db:
+            if db.execute("SELECT 1 FROM sources WHERE id=?", (source_id,)).fetchone() is None:
+                return  # removed while it was being polled
+            db.executemany(
+                "INSERT INTO source_items (source_id, url, signature, etag, last_modified, article_id) "
+                "VALUES (?,?,?,?,?,?) ON CONFLICT(source_id, url) DO UPDATE SET signature=excluded.signature, "
+                "etag=excluded.etag, last_modified=excluded.last_modified, article_id=excluded.article_id",
+                [(source_id, i.url, i.signature, i.etag, i.last_modified, i.article_id) for i in items])
 
     @staticmethod
     def _bump(db: sqlite3.Connection) -> int:

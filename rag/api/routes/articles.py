@@ -6,11 +6,12 @@ from typing import Annotated
 
 from fastapi import APIRouter, Body, Path
 
-from rag.api.auth import ERROR_RESPONSES, INGEST, NOT_FOUND, READ
+from rag.api.auth import ERROR_RESPONSES, INGEST, NOT_FOUND, READ, UPSTREAM
 from rag.api.deps import ServiceDep
 from rag.api.schemas import ArticleIn, ArticleOut, DeleteResponse, IngestResponse
 from rag.errors import InvalidInput, RagError
 from rag.ingest import article_from_record
+from rag.service import Service
 from rag.types import Article, IngestFailure
 
 # Writes wait this long for another writer (an ingest run) before answering 503 + Retry-After.
@@ -20,13 +21,15 @@ router = APIRouter(tags=["articles"])
 ArticleId = Annotated[str, Path(min_length=1, max_length=128)]
 
 
-@router.post("/articles", response_model=IngestResponse, dependencies=INGEST, responses=ERROR_RESPONSES)
+@router.post("/articles", response_model=IngestResponse, dependencies=INGEST,
+             responses=ERROR_RESPONSES | UPSTREAM)
 def add_articles(
     body: Annotated[ArticleIn | list[ArticleIn], Body(description="One article or a list of them")],
     service: ServiceDep,
 ) -> IngestResponse:
     """Ingest articles. A list may partly fail (each failure is listed, the rest is stored);
-    a single article, or a list in which every item failed, answers 422."""
+    a single article, or a list in which every item failed, answers 422. An article given as a
+    `url` alone is fetched (SSRF-safe) and extracted; its server failing answers 502."""
     single = not isinstance(body, list)
     records = [body] if single else body
     if not records:
@@ -40,13 +43,24 @@ def add_articles(
                                                f"{service.settings.max_article_bytes} byte limit"))
             continue
         try:
-            items.append(article_from_record(record.record(), origin=origin))
+            items.append(_fetched(record, service) if record.to_fetch else
+                         article_from_record(record.record(), origin=origin))
         except RagError as error:
+            if single and record.to_fetch:
+                raise  # refused (422) or the page's server failed (502): the status says which
             items.append(IngestFailure(origin, str(error)))
     report = service.ingest(items, lock_timeout=WRITE_LOCK_TIMEOUT_S)
     if report.failed and not (report.ingested or report.unchanged):
         raise InvalidInput("; ".join(str(f) for f in report.failed))
     return IngestResponse.of(report)
+
+
+def _fetched(record: ArticleIn, service: Service) -> Article:
+    conflicts = record.fetch_conflicts()
+    if conflicts:
+        raise InvalidInput(f"{', '.join(conflicts)}: given with a url alone the page is fetched and its own "
+                           "metadata is used; send text or html to set them")
+    return service.fetch_page(record.url, record.category)
 
 
 @router.get("/articles/{article_id}", response_model=ArticleOut, dependencies=READ,
