@@ -11,8 +11,9 @@ from fastapi import FastAPI, Request
 from fastapi.exception_handlers import request_validation_exception_handler
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from fastapi.staticfiles import StaticFiles
 
-from rag.api import briefings, openai_compat, slack
+from rag.api import briefings, openai_compat, page, slack
 from rag.api.auth import KeyRing
 from rag.api.limits import BodySizeLimit, ConcurrencyLimit, RateLimiter, RequestTimeout
 from rag.api.routes import router
@@ -92,6 +93,8 @@ def create_app(settings: Settings | None = None, service: Service | None = None)
     app.include_router(briefings.router)
     app.include_router(openai_compat.router)
     app.include_router(slack.router)
+    app.include_router(page.router)
+    app.mount("/static", StaticFiles(directory=page.STATIC), name="static")
     # The last added runs first: the timeout must wrap the concurrency limit, so that work it
     # abandons keeps its slot until it really ends.
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_request_bytes)

@@ -121,10 +121,11 @@ def _unauthorized(detail: str) -> HTTPException:
     return HTTPException(401, detail, headers={"WWW-Authenticate": "Bearer"})
 
 
-def require_scope(scope: str) -> Callable[..., Awaitable[ApiKey | None]]:
-    """A dependency admitting requests whose key has `scope` (or `admin`), then counting them
-    against the key's rate limit. Returns the key (None when authentication is off)."""
-    if scope not in SCOPES:
+def require_scope(scope: str | None) -> Callable[..., Awaitable[ApiKey | None]]:
+    """A dependency admitting requests whose key has `scope` (or `admin`; any known key for None),
+    then counting them against the key's rate limit. Returns the key (None when authentication
+    is off)."""
+    if scope is not None and scope not in SCOPES:
         raise ValueError(f"unknown scope {scope!r} (known: {', '.join(SCOPES)})")
 
     async def dependency(
@@ -143,7 +144,7 @@ def require_scope(scope: str) -> Callable[..., Awaitable[ApiKey | None]]:
             if key is None:
                 log.warning("refused a request from %s to %s: unknown API key", client, request.url.path)
                 raise _unauthorized("unknown API key")
-            if not key.allows(scope):
+            if scope is not None and not key.allows(scope):
                 log.warning("refused %s from %s to %s: no %r scope", key.label, client, request.url.path, scope)
                 raise HTTPException(403, f"this API key lacks the {scope!r} scope")
         request.state.api_key = key
@@ -156,10 +157,11 @@ def require_scope(scope: str) -> Callable[..., Awaitable[ApiKey | None]]:
             )
         return key
 
-    dependency.__name__ = f"require_{scope}"
+    dependency.__name__ = f"require_{scope or 'key'}"
     return dependency
 
 
+ANY_KEY = [Depends(require_scope(None))]
 READ = [Depends(require_scope("read"))]
 INGEST = [Depends(require_scope("ingest"))]
 ADMIN = [Depends(require_scope("admin"))]
