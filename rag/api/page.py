@@ -35,7 +35,7 @@ from rag.api.schemas import (
 )
 from rag.errors import InvalidInput
 from rag.ingest import read_upload
-from rag.types import Filters
+from rag.types import Filters, IngestReport
 
 STATIC = Path(__file__).parent / "static"
 
@@ -101,8 +101,12 @@ async def upload_file(
     ids derive from the base name, so the same file sent again replaces them. A file of which
     nothing could be stored answers 422 with the reasons; otherwise failures are listed."""
     data = await request.body()  # after the key check: no keyless client makes us read a body
-    items = read_upload(name, data, max_bytes=service.settings.max_article_bytes)
-    report = await run_in_threadpool(service.ingest, items, WRITE_LOCK_TIMEOUT_S)
+
+    def ingest() -> IngestReport:  # parsing a large page takes a while: off the event loop too
+        items = read_upload(name, data, max_bytes=service.settings.max_article_bytes)
+        return service.ingest(items, lock_timeout=WRITE_LOCK_TIMEOUT_S)
+
+    report = await run_in_threadpool(ingest)
     if report.failed and not (report.ingested or report.unchanged):
         raise InvalidInput("; ".join(str(f) for f in report.failed))
     return IngestResponse.of(report)

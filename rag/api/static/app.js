@@ -267,7 +267,8 @@ function renderTurn(turn, id) {
   const byN = new Map(a.citations.map((c) => [c.n, c]));
   const cite = (c) => openArticle(c.article_id, c, null);
   if (a.abstained) {
-    answerBox.append(el("p", { class: "abstained" }, el("strong", {}, "The articles do not answer this. "), a.answer));
+    answerBox.append(el("p", { class: "abstained" }, el("strong", {}, "The articles do not answer this.")),
+      el("p", { class: "quiet small" }, a.answer));
     if (a.closest) {
       answerBox.append(el("div", { class: "closest" },
         el("p", { class: "small" }, el("strong", {}, "Closest passage found, not an answer: "),
