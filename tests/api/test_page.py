@@ -19,14 +19,15 @@ import pytest
 from rag.api.app import create_app
 from rag.config import Settings
 from rag.service import Service, build_service
-from tests.conftest import ROOT, SEEDS, ingest_paths, live_server
+from tests.conftest import ingest_paths
+from tests.support.paths import RAG, ROOT, SEEDS
+from tests.support.servers import live_server
 
 pytestmark = pytest.mark.slow
 
 CHROMIUM = Path("/usr/bin/chromium")
 AXE = Path(sys.prefix) / "axe" / "node_modules" / "axe-core" / "axe.min.js"
 ARTIFACTS = ROOT / "tests" / "artifacts"
-RAG = str(Path(sys.executable).parent / "rag")
 # Headless Chromium as a test runner wants it: no sandbox (root in a container), no GPU, and
 # nothing that reaches out to the internet on its own.
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",

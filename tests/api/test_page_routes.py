@@ -1,18 +1,14 @@
 """The routes the staff page needs beyond the API's (any client may use them), over real HTTP on
-loopback, and the docstore's feedback table with its migration."""
+loopback: the page and /me, facets, the article list, file uploads, feedback."""
 
 from __future__ import annotations
 
 import json
-import sqlite3
 
 import pytest
 
 from rag.api.app import create_app
-from rag.errors import IndexMismatch
-from rag.store.docstore import SCHEMA_VERSION, Docstore
-from rag.types import Feedback
-from tests.conftest import live_server
+from tests.support.servers import live_server
 
 READER = "reader-key-0123456789abcdef"
 INGESTER = "ingest-key-0123456789abcdef"
@@ -137,35 +133,3 @@ def test_bad_feedback_is_refused_naming_the_field(client, change, field):
     body = {"question": "Who?", "answer": "Them", "backend": "extractive", "verdict": "down", **change}
     response = client.post("/feedback", json=body)
     assert response.status_code == 422 and field in json.dumps(response.json()["detail"])
-
-
-def test_a_schema_2_docstore_gains_the_feedback_table_and_keeps_everything(bbc_service):
-    path = bbc_service.store.docstore.path
-    counts = bbc_service.store.docstore.counts()
-    bbc_service.close()
-    db = sqlite3.connect(path)
-    db.executescript("DROP TABLE feedback; UPDATE meta SET value = '2' WHERE key = 'schema_version';")
-    db.close()
-    docstore = Docstore(path)
-    try:
-        version = docstore._db().execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()[0]
-        assert int(version) == SCHEMA_VERSION == 3
-        assert docstore.counts() == counts
-        stored = docstore.add_feedback(Feedback("Who?", "Them", (), "extractive", "up", "fine", "key-1"))
-        assert stored.id is not None and docstore.feedback() == [stored]
-        generation = docstore.generation()
-        docstore.add_feedback(Feedback("Who?", "Them", (), "extractive", "down"))
-        assert docstore.generation() == generation  # nothing derived depends on feedback
-    finally:
-        docstore.close()
-
-
-def test_a_docstore_from_a_newer_version_is_refused(tmp_path):
-    path = tmp_path / "docstore.sqlite"
-    Docstore(path).close()
-    db = sqlite3.connect(path)
-    db.execute("UPDATE meta SET value = '99' WHERE key = 'schema_version'")
-    db.commit()
-    db.close()
-    with pytest.raises(IndexMismatch, match="schema 99"):
-        Docstore(path)
