@@ -121,7 +121,11 @@ def ask(page: Page, question: str, *, with_enter: bool = True):
         page.get_by_role("button", name="Ask", exact=True).click()
     turn = page.locator("#turns > li").nth(count)
     expect(turn.locator(".meta")).to_be_visible(timeout=30_000)  # the answer has arrived
+    FIRST_EVENT_MS.append(int(turn.get_attribute("data-first-event-ms")))
     return turn
+
+
+FIRST_EVENT_MS: list[int] = []  # from pressing Ask to the first server-sent event, in the page
 
 
 def axe(page: Page, name: str) -> list[dict]:
@@ -168,12 +172,8 @@ def test_ask_streams_an_answer_whose_citation_opens_the_quoted_passage(page, ope
     page.keyboard.press("Escape")
     expect(panel).to_be_hidden()
     expect(link).to_be_focused()
-    first_event_ms = int(turn.get_attribute("data-first-event-ms"))
-    TIMINGS["first answer event in the browser, ms"] = first_event_ms
     assert all(url.startswith(str(open_server.base_url)) for url in page.requests), page.requests
 
-
-TIMINGS: dict[str, int] = {}
 
 
 def test_copy_with_sources_puts_markdown_with_title_date_url_and_quote_on_the_clipboard(page, open_server):
@@ -340,8 +340,8 @@ def test_upload_several_files_then_delete_with_an_ingest_key(browser, keyed_serv
            "a debate that lasted nine hours in the old town hall.\n"
     records = "\n".join(json.dumps({"id": f"page-test-{n}", "title": f"Record {n} about the Orrin ferry",
                                     "text": f"The Orrin ferry carried {n}00 passengers on its first day.",
-                                    "published_at": f"2005-03-0{n}", "source": "Orrin Gazette"})
-                        for n in (1, 2))
+                                    "published_at": f"2005-03-0{n}", "source": "Orrin Gazette", "url": url})
+                        for n, url in ((1, "javascript:alert(1)"), (2, "https://example.org/orrin/ferry")))
     upload.get_by_label("Files").set_input_files([
         {"name": "orrin-flag.txt", "mimeType": "text/plain", "buffer": good.encode()},
         {"name": "ferry.jsonl", "mimeType": "application/jsonl", "buffer": records.encode()},
@@ -366,6 +366,11 @@ def test_upload_several_files_then_delete_with_an_ingest_key(browser, keyed_serv
     table.get_by_role("button", name="Orrin council adopts a flag", exact=True).click()
     expect(page.get_by_role("region", name="Orrin council adopts a flag")).to_contain_text("nine hours")
     page.keyboard.press("Escape")
+    for n, linked in ((1, 0), (2, 1)):  # an ingested URL becomes a link only if it is a web address
+        table.get_by_role("button", name=f"Record {n} about the Orrin ferry", exact=True).click()
+        expect(page.get_by_role("region", name=f"Record {n} about the Orrin ferry")
+               .get_by_role("link", name="original")).to_have_count(linked)
+        page.keyboard.press("Escape")
 
     page.once("dialog", lambda d: d.accept())
     table.get_by_role("button", name="Delete Orrin council adopts a flag").click()
@@ -450,7 +455,8 @@ def test_the_page_loads_only_its_own_small_assets(browser, open_server, artifact
     total = sum(sizes.values())
     assert total < 200_000, sizes
     (artifacts / "page-report.json").write_text(json.dumps(
-        {"assets_bytes": sizes, "assets_total_bytes": total, "timings": TIMINGS, "axe": AXE_RESULTS}, indent=1))
+        {"assets_bytes": sizes, "assets_total_bytes": total, "first_event_ms": sorted(FIRST_EVENT_MS),
+         "axe": AXE_RESULTS}, indent=1))
     csp = open_server.get("/").headers["content-security-policy"]
     assert "default-src 'self'" in csp
     context.close()

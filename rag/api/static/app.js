@@ -29,6 +29,8 @@ const state = {
 const PAGE_SIZE = 50;
 
 const day = (iso) => (iso ? iso.slice(0, 10) : null);
+// An article's URL comes from whoever ingested it: only web addresses become links.
+const webUrl = (url) => (url && /^https?:\/\//i.test(url) ? url : null);
 
 function showError(error) {
   const box = $("#error");
@@ -142,7 +144,8 @@ async function openArticle(id, span = null, note = null) {
   const panel = $("#panel");
   $("#panel-title").textContent = a.title;
   const meta = [day(a.published_at) ?? "undated", a.source, a.category].filter(Boolean).join(" · ");
-  $("#panel-meta").replaceChildren(meta, a.url ? " · " : "", a.url ? el("a", { href: a.url, rel: "noreferrer" }, "original") : "");
+  const url = webUrl(a.url);
+  $("#panel-meta").replaceChildren(meta, url ? " · " : "", url ? el("a", { href: url, rel: "noreferrer" }, "original") : "");
   $("#panel-note").hidden = !note;
   $("#panel-note").textContent = note ?? "";
   const body = $("#panel-text");
@@ -490,7 +493,7 @@ function renderBriefing(b) {
         el("button", { type: "button", class: "link", onclick: () => openArticle(s.article_id) }, s.title),
         el("span", { class: "quiet small" }, ` ${[day(s.published_at) ?? "undated", s.source, s.category]
           .filter(Boolean).join(" · ")}`),
-        s.url ? el("span", { class: "small" }, " · ", el("a", { href: s.url, rel: "noreferrer" }, s.url)) : null,
+        s.url ? el("span", { class: "small" }, " · ", webUrl(s.url) ? el("a", { href: s.url, rel: "noreferrer" }, s.url) : s.url) : null,
         s.duplicates.length ? el("span", { class: "quiet small" }, ` · ${s.duplicates.length} near-duplicate`
           + `${s.duplicates.length > 1 ? "s" : ""} merged`) : null))),
   );
