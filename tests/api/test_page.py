@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -20,6 +21,7 @@ from rag.api.app import create_app
 from rag.config import Settings
 from rag.service import Service, build_service
 from tests.conftest import ingest_paths
+from tests.support.llm_peers import ERROR_500, chat_peer
 from tests.support.paths import RAG, ROOT, SEEDS
 from tests.support.servers import live_server
 
@@ -254,6 +256,52 @@ def test_keyboard_alone_asks_and_reads_the_source(page):
     page.keyboard.press("Escape")
     expect(page.locator("#panel")).to_be_hidden()
     expect(link).to_be_focused()
+
+
+def test_an_llm_answer_streams_in_and_a_fallback_says_why_quietly(browser, seeds_service, embedder, tmp_path,
+                                                                  artifacts):
+    """With an LLM backend (a real OpenAI-compatible peer on loopback) the answer arrives as
+    `token` events; when the LLM fails, the extractive answer comes back with its reason, in small print."""
+    folder = tmp_path / "index"
+    shutil.copytree(seeds_service.settings.index_dir, folder)
+
+    def cite_the_veto(body: dict) -> str:
+        prompt = body["messages"][-1]["content"]
+        n = next(n for n, text in re.findall(r'<passage n="(\d+)"[^>]*>\n(.*?)\n</passage>', prompt, re.DOTALL)
+                 if "vetoed" in text)
+        return f"Russia and China vetoed the UN cease-fire resolution [{n}]."
+
+    with chat_peer() as peer:
+        peer.say(cite_the_veto)
+        service = build_service(Settings(index_dir=folder, llm_backend="openai", llm_base_url=peer.base_url,
+                                         llm_model="scripted", llm_timeout_s=10), embedder)
+        try:
+            with live_server(create_app(service.settings, service)) as http:
+                page = open_page(browser, http)
+                expect(page.locator("body")).to_have_attribute("data-ready", "true")
+                turn = ask(page, VETO)
+                assert int(turn.get_attribute("data-token-events")) > 1  # it streamed in
+                expect(turn.locator(".answer-text")).to_contain_text("Russia and China vetoed the UN cease-fire")
+                expect(turn.locator(".meta")).to_have_text(re.compile(r"^Answered by openai"))
+                link = turn.locator("a.cite")
+                expect(link).to_have_count(1)
+                link.click()
+                quote = page.locator("#panel mark").text_content()
+                assert "vetoed" in quote and quote == turn.locator(".sources q").text_content()
+                page.keyboard.press("Escape")
+
+                peer.say(ERROR_500)
+                page.get_by_role("button", name="New thread").click()
+                turn = ask(page, VETO)
+                expect(turn.locator(".answer-text")).to_contain_text("Russia and China")
+                meta = turn.locator(".meta")
+                expect(meta).to_contain_text("Answered by extractive · fallback:")
+                assert meta.evaluate("m => parseFloat(getComputedStyle(m).fontSize)") < \
+                    turn.locator(".answer-text").evaluate("a => parseFloat(getComputedStyle(a).fontSize)")
+                page.screenshot(path=artifacts / "ask-llm-fallback.png", full_page=True)
+                page.context.close()
+        finally:
+            service.close()
 
 
 # -- briefings --------------------------------------------------------------------------------

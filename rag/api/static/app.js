@@ -366,6 +366,7 @@ async function ask(question, filters) {
       await api.stream("/ask", { question, stream: true, filters }, (name, data) => {
         seen();
         if (name === "token") {
+          node.dataset.tokenEvents = Number(node.dataset.tokenEvents || 0) + 1;
           turn.partial = (turn.partial || "") + data.text;
           live.replaceChildren(el("p", { class: "answer-text" }, turn.partial));
         } else if (name === "answer") {
@@ -402,7 +403,7 @@ async function ask(question, filters) {
   }
   threads.save(store);
   const done = renderTurn(turn, id);
-  done.dataset.firstEventMs = node.dataset.firstEventMs;
+  Object.assign(done.dataset, node.dataset); // how the answer arrived, for whoever measures it
   node.replaceWith(done);
   renderThreads();
   return done;
