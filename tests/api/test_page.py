@@ -230,6 +230,12 @@ def test_a_follow_up_is_answered_in_the_context_of_the_thread_which_survives_a_r
     page.get_by_label("Thread name").fill("PSP launch")
     page.get_by_label("Thread name").press("Tab")
     page.screenshot(path=artifacts / "ask-thread.png", full_page=True)
+    with page.expect_download() as download:  # the conversation, to file or share
+        page.get_by_role("button", name="Download thread").click()
+    assert download.value.suggested_filename == "psp-launch.md"
+    markdown = Path(download.value.path()).read_text()
+    assert markdown.startswith("# PSP launch\n") and markdown.index(PSP) < markdown.index(PSP_FOLLOW_UP)
+    assert "$250" in markdown and "> The handheld console will go on sale for $250" in markdown
     page.reload()
     expect(page.locator("body")).to_have_attribute("data-ready", "true")
     expect(page.locator("#turns > li")).to_have_count(2)

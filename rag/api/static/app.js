@@ -2,7 +2,7 @@
 // Everything goes through the public HTTP API; article text is only ever set as text, never as HTML.
 
 import * as api from "./api.js";
-import { answerMarkdown } from "./markdown.js";
+import { answerMarkdown, threadMarkdown } from "./markdown.js";
 
 const $ = (selector, root = document) => root.querySelector(selector);
 
@@ -224,6 +224,7 @@ function renderThreads() {
         onclick: () => deleteThread(t.id) }, "Delete"));
   }));
   $("#thread-name").value = current.name || "";
+  $("#download-thread").disabled = !current.turns.some((t) => t.answer);
   $("#thread-name").placeholder = current.turns[0]?.question ?? "Named after its first question";
 }
 
@@ -243,6 +244,14 @@ $("#new-thread").addEventListener("click", () => {
   renderThreads();
   renderTurns();
   $("#question").focus();
+});
+$("#download-thread").addEventListener("click", async () => {
+  const thread = currentThread();
+  try {
+    const text = await threadMarkdown(thread, article);
+    const name = (thread.name || thread.turns[0]?.question || "thread").replace(/[^A-Za-z0-9]+/g, "-").toLowerCase();
+    download(text, `${name.replace(/^-|-$/g, "").slice(0, 60) || "thread"}.md`);
+  } catch (error) { showError(error); }
 });
 $("#thread-name").addEventListener("change", (event) => {
   currentThread().name = event.target.value.trim();
@@ -504,15 +513,17 @@ function renderBriefing(b) {
 async function downloadBriefing() {
   try {
     const text = await api.post("/briefings", { ...lastBriefRequest, format: "md" }, { as: "text" });
-    const link = el("a", {
-      href: URL.createObjectURL(new Blob([text], { type: "text/markdown" })),
-      download: `briefing-${lastBriefRequest.topic.replace(/[^A-Za-z0-9]+/g, "-").toLowerCase().slice(0, 60)}.md`,
-    });
-    document.body.append(link);
-    link.click();
-    link.remove();
-    setTimeout(() => URL.revokeObjectURL(link.href), 10_000);
+    download(text, `briefing-${lastBriefRequest.topic.replace(/[^A-Za-z0-9]+/g, "-").toLowerCase().slice(0, 60)}.md`);
   } catch (error) { showError(error); }
+}
+
+// Save `text` as a Markdown file the browser downloads.
+function download(text, name) {
+  const link = el("a", { href: URL.createObjectURL(new Blob([text], { type: "text/markdown" })), download: name });
+  document.body.append(link);
+  link.click();
+  link.remove();
+  setTimeout(() => URL.revokeObjectURL(link.href), 10_000);
 }
 
 // -- articles ----------------------------------------------------------------------------------

@@ -22,3 +22,11 @@ export async function answerMarkdown(turn, article) {
   }
   return lines.join("\n");
 }
+
+// A whole thread, question by question, each answer with its sources: a conversation to file or share.
+export async function threadMarkdown(thread, article) {
+  const title = thread.name || thread.turns[0]?.question || "Thread";
+  const parts = [`# ${title}`, ""];
+  for (const turn of thread.turns.filter((t) => t.answer)) parts.push(await answerMarkdown(turn, article));
+  return parts.join("\n");
+}
