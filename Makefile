@@ -7,7 +7,20 @@ export TRANSFORMERS_OFFLINE := 1
 
 .PHONY: install run test bench bench-load bench-crash bench-slow bench-faiss bench-qdrant bench-encoder bench-feeds lint
 
-install: $(VENV)/.installed
+# axe-core checks the staff page's accessibility in the browser tests (injected by the tests).
+AXE_VERSION := 4.14.1
+AXE := $(VENV)/axe/node_modules/axe-core/axe.min.js
+
+install: $(VENV)/.installed $(AXE) /usr/bin/chromium
+
+# The browser tests drive Debian's Chromium through Playwright: never `playwright install`, which
+# downloads a browser build of its own (there is no internet to download it from).
+/usr/bin/chromium:
+	apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium
+
+$(AXE): | $(VENV)/.installed
+	command -v npm >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq npm)
+	npm install --silent --no-audit --no-fund --prefix $(VENV)/axe axe-core@$(AXE_VERSION)
 
 $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)

@@ -398,6 +398,44 @@ def check(ctx: click.Context) -> None:
     click.echo("ok: the docstore and every index agree")
 
 
+@main.group(name="feedback")
+def feedback_group() -> None:
+    """Readers' verdicts on answers (thumbs up or down on the web page, or POST /feedback)."""
+
+
+@feedback_group.command(name="export")
+@click.option("--since", callback=_date, help="Only feedback given on or after YYYY-MM-DD (UTC)")
+@click.option("--output", "-o", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Write to this file (default: standard output)")
+@click.pass_context
+def feedback_export(ctx: click.Context, since: date | None, output: Path | None) -> None:
+    """Write stored feedback as JSON Lines, oldest first: question, answer, citations, backend,
+    verdict, comment, time and key label; the start of an evaluation set of the newsroom's own."""
+    from datetime import UTC, datetime, time
+
+    from rag.api.schemas import FeedbackModel
+    from rag.store.docstore import Docstore
+
+    path = _settings(ctx).index_dir / "docstore.sqlite"
+    if not path.exists():
+        raise click.ClickException(f"no index at {path.parent}")
+    docstore = Docstore(path)  # no model needed: feedback is plain rows
+    try:
+        rows = docstore.feedback(datetime.combine(since, time.min, UTC) if since else None)
+    except RagError as error:
+        raise click.ClickException(str(error)) from error
+    finally:
+        docstore.close()
+    lines = "".join(FeedbackModel.of(f).model_dump_json() + "\n" for f in rows)
+    if output is None:
+        click.echo(lines, nl=False)
+    else:
+        from rag.files import write_durably
+
+        write_durably(output, lines.encode())
+        click.echo(f"{len(rows)} feedback records written to {output}", err=True)
+
+
 @main.group(name="eval")
 def eval_group() -> None:
     """Measure answer quality."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import TYPE_CHECKING
 
 from rag.answer import Answerer
@@ -32,6 +33,9 @@ from rag.types import (
     NO_FILTERS,
     Answer,
     Article,
+    ArticlePage,
+    Facets,
+    Feedback,
     Filters,
     IngestFailure,
     IngestReport,
@@ -124,6 +128,22 @@ class Service:
 
     def article(self, article_id: str) -> Article:
         return self.store.docstore.get_article(article_id)
+
+    def articles(self, filters: Filters = NO_FILTERS, query: str | None = None, limit: int = 50,
+                 offset: int = 0) -> ArticlePage:
+        """Articles inside the filters whose title or id holds `query`, newest first, a page at a time."""
+        return self.store.docstore.list_articles(filters, query, limit, offset)
+
+    def facets(self) -> Facets:
+        return self.store.docstore.facets()
+
+    def add_feedback(self, feedback: Feedback) -> Feedback:
+        if feedback.verdict not in ("up", "down"):
+            raise InvalidInput(f"verdict must be 'up' or 'down', got {feedback.verdict!r}")
+        return self.store.docstore.add_feedback(feedback)
+
+    def feedback(self, since: datetime | None = None) -> list[Feedback]:
+        return self.store.docstore.feedback(since)
 
     def health(self) -> dict:
         indexes = self.store.indexes()

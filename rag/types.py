@@ -204,3 +204,55 @@ class SourceItem:
     etag: str | None = None
     last_modified: str | None = None
     article_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ArticleSummary:
+    """An article without its text, for lists."""
+
+    id: str
+    title: str
+    source: str | None
+    url: str | None
+    published_at: datetime | None
+    category: str | None
+    ingested_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class ArticlePage:
+    """One page of a listing: `total` articles match, `articles` are those from `offset` on."""
+
+    total: int
+    offset: int
+    articles: tuple[ArticleSummary, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Facets:
+    """The values the index's articles hold, with how many articles hold each (most first), and
+    the span of their dates: what a filter can choose from."""
+
+    categories: tuple[tuple[str, int], ...]
+    sources: tuple[tuple[str, int], ...]
+    first_published: datetime | None
+    last_published: datetime | None
+    articles: int
+    undated: int
+
+
+@dataclass(frozen=True, slots=True)
+class Feedback:
+    """A reader's verdict on one answer: what was asked, what came back (with its citations as
+    the API gave them), the verdict and an optional comment. `key` is the API key's label (never
+    the key), None when keys are off. Kept so that a newsroom can build its own evaluation set."""
+
+    question: str
+    answer: str
+    citations: tuple[dict, ...]
+    backend: str
+    verdict: str  # "up" or "down"
+    comment: str | None = None
+    key: str | None = None
+    created_at: datetime | None = None  # set when stored
+    id: int | None = None  # set when stored

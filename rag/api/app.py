@@ -8,12 +8,23 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from fastapi.staticfiles import StaticFiles
 
 from rag.api.access_log import redact_access_log
 from rag.api.auth import Authenticate, KeyRing
 from rag.api.errors import add_error_handlers
 from rag.api.limits import ConcurrencyLimit, RateLimiter, ReadBody, RequestTimeout
-from rag.api.routes import articles, ask, briefings, health, openai_compat, slack, sources
+from rag.api.routes import (
+    articles,
+    ask,
+    briefings,
+    feedback,
+    health,
+    openai_compat,
+    page,
+    slack,
+    sources,
+)
 from rag.config import Settings
 from rag.errors import IndexNotReady
 from rag.ingest.fetch.poller import Poller
@@ -83,8 +94,9 @@ def create_app(settings: Settings | None = None, service: Service | None = None)
     app.state.holder = holder
     app.state.settings = settings
     app.state.keyring = keyring
-    for routes in (health, ask, articles, sources, briefings, openai_compat, slack):
+    for routes in (health, ask, articles, sources, briefings, openai_compat, slack, feedback, page):
         app.include_router(routes.router)
+    app.mount("/static", StaticFiles(directory=page.STATIC), name="static")
     _document_limits(app, settings)
     docs = frozenset(p for p in (app.openapi_url, app.docs_url, app.redoc_url,
                                  app.swagger_ui_oauth2_redirect_url) if p)

@@ -145,12 +145,13 @@ def _unauthorized(detail: str) -> HTTPException:
 
 
 def require_scope(scope: str) -> Callable[..., Awaitable[ApiKey | None]]:
-    """A route's declaration that it needs a key with `scope` (or `admin`). `Authenticate` reads
+    """A route's declaration that it needs a key with `scope` (or `admin`; any known key for
+    `ANY_SCOPE`). `Authenticate` reads
     it from the route and enforces it from the headers alone, before the body is read; this
     dependency hands the route the key (None when authentication is off) and refuses again if
     the middleware was ever left out. Its two header parameters put both ways to send a key in the
     OpenAPI document."""
-    if scope not in SCOPES:
+    if scope not in SCOPES and scope != ANY_SCOPE:
         raise ValueError(f"unknown scope {scope!r} (known: {', '.join(SCOPES)})")
 
     async def dependency(
@@ -162,7 +163,7 @@ def require_scope(scope: str) -> Callable[..., Awaitable[ApiKey | None]]:
         if request.app.state.keyring.enabled:
             if key is None:
                 raise _unauthorized("missing API key: send 'Authorization: Bearer KEY' or 'X-API-Key: KEY'")
-            if not key.allows(scope):
+            if scope != ANY_SCOPE and not key.allows(scope):
                 raise HTTPException(403, f"this API key lacks the {scope!r} scope")
         return key
 
@@ -295,6 +296,7 @@ def _has_body(scope: Scope) -> bool:
     return b"transfer-encoding" in headers or length not in (b"", b"0")
 
 
+ANY_KEY = [Depends(require_scope(ANY_SCOPE))]
 READ = [Depends(require_scope("read"))]
 INGEST = [Depends(require_scope("ingest"))]
 ADMIN = [Depends(require_scope("admin"))]

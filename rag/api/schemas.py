@@ -20,7 +20,11 @@ from rag.briefing.types import Briefing
 from rag.types import (
     Answer,
     Article,
+    ArticlePage,
+    ArticleSummary,
     Citation,
+    Facets,
+    Feedback,
     Filters,
     IngestReport,
     Passage,
@@ -417,3 +421,96 @@ class BriefResponse(BaseModel):
             articles_matched=b.articles_matched, articles_read=b.articles_read,
             duplicates_merged=b.duplicates_merged, backend=b.backend, fallback_reason=b.fallback_reason,
         )
+
+
+# -- the staff page's routes (any client may use them) ------------------------------------------
+class MeResponse(BaseModel):
+    keys_required: bool = Field(..., description="Whether this server asks for an API key at all")
+    key: str | None = Field(None, description="The key's label (key- + 8 hex digits), never the key")
+    scopes: list[str] = Field(..., description="What the key may do; every scope when no keys are configured")
+
+
+class FacetValue(BaseModel):
+    value: str
+    articles: int
+
+
+class FacetsResponse(BaseModel):
+    categories: list[FacetValue]
+    sources: list[FacetValue]
+    first_published: datetime | None
+    last_published: datetime | None
+    articles: int
+    undated: int = Field(..., description="Articles without a date: any date filter leaves them out")
+
+    @classmethod
+    def of(cls, f: Facets) -> FacetsResponse:
+        return cls(categories=[FacetValue(value=v, articles=n) for v, n in f.categories],
+                   sources=[FacetValue(value=v, articles=n) for v, n in f.sources],
+                   first_published=f.first_published, last_published=f.last_published,
+                   articles=f.articles, undated=f.undated)
+
+
+class ArticleSummaryModel(BaseModel):
+    id: str
+    title: str
+    source: str | None
+    url: str | None
+    published_at: datetime | None
+    category: str | None
+    ingested_at: datetime
+
+    @classmethod
+    def of(cls, a: ArticleSummary) -> ArticleSummaryModel:
+        return cls(**{f: getattr(a, f) for f in cls.model_fields})
+
+
+class ArticleListResponse(BaseModel):
+    total: int = Field(..., description="Articles matching, over every page")
+    offset: int
+    articles: list[ArticleSummaryModel]
+
+    @classmethod
+    def of(cls, page: ArticlePage) -> ArticleListResponse:
+        return cls(total=page.total, offset=page.offset, articles=[ArticleSummaryModel.of(a) for a in page.articles])
+
+
+class FeedbackRequest(BaseModel):
+    """A reader's verdict on an answer, with the answer as it was shown."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    question: str = Field(..., min_length=1, max_length=10_000)
+    answer: str = Field(..., max_length=100_000)
+    citations: list[CitationModel] = Field(default_factory=list, max_length=100)
+    backend: str = Field(..., min_length=1, max_length=100)
+    verdict: Literal["up", "down"]
+    comment: str | None = Field(None, max_length=5_000)
+
+    _check = field_validator("question")(_not_blank)
+
+    def to_feedback(self, key: str | None) -> Feedback:
+        return Feedback(question=self.question, answer=self.answer,
+                        citations=tuple(c.model_dump() for c in self.citations), backend=self.backend,
+                        verdict=self.verdict, comment=(self.comment or "").strip() or None, key=key)
+
+
+class FeedbackModel(BaseModel):
+    id: int
+    created_at: datetime
+    question: str
+    answer: str
+    citations: list[dict[str, Any]]
+    backend: str
+    verdict: Literal["up", "down"]
+    comment: str | None
+    key: str | None = Field(..., description="Label of the API key that sent it (None when keys are off)")
+
+    @classmethod
+    def of(cls, f: Feedback) -> FeedbackModel:
+        return cls(id=f.id, created_at=f.created_at, question=f.question, answer=f.answer,
+                   citations=list(f.citations), backend=f.backend, verdict=f.verdict, comment=f.comment, key=f.key)
+
+
+class FeedbackList(BaseModel):
+    feedback: list[FeedbackModel]

@@ -16,13 +16,14 @@ import stat
 import threading
 import unicodedata
 from collections.abc import Callable, Iterator, Sequence
-from pathlib import Path
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
 from typing import TypeVar
 
 from rag.errors import InvalidInput
 from rag.ingest.cleaning import clean_text, fallback_title
 from rag.ingest.html import read_html
-from rag.ingest.ids import id_from_path, type_name
+from rag.ingest.ids import id_from_path, id_from_upload, type_name
 from rag.ingest.records import article_from_record, parse_published_at
 from rag.types import Article, IngestFailure
 
@@ -89,16 +90,42 @@ def read_file(path: Path, *, max_bytes: int, timeout_s: float = 30.0) -> list[It
         return [IngestFailure(origin, f"cannot read the file: {ex.strerror or ex}")]
     if isinstance(data, int):
         return [IngestFailure(origin, f"file is {_size(data)}, over the {_size(max_bytes)} limit")]
+    return _read(path, data, _Naming(origin, lambda item=None: id_from_path(path, item=item)))
+
+
+def read_upload(name: str, data: bytes, *, max_bytes: int) -> list[Item]:
+    """A file sent over HTTP → its articles or failures, read as `read_file` reads one from disk.
+    Only the base name counts (a folder in it is dropped, never resolved); ids derive from it
+    (`id_from_upload`), so sending the same file again replaces its articles."""
+    base = PurePosixPath(name.replace("\\", "/")).name.strip()
+    origin = f"upload {base!r}"
+    path = Path(base or "unnamed")
+    if path.suffix.lower() not in SUFFIXES:
+        return [IngestFailure(origin, _unsupported(path))]
+    if len(data) > max_bytes:
+        return [IngestFailure(origin, f"file is {_size(len(data))}, over the {_size(max_bytes)} limit")]
+    return _read(path, data, _Naming(origin, lambda item=None: id_from_upload(base, item=item)))
+
+
+@dataclass(frozen=True)
+class _Naming:
+    """How a file's articles are named: `origin` in messages, `id_of(item)` for derived ids."""
+
+    origin: str
+    id_of: Callable[..., str]
+
+
+def _read(path: Path, data: bytes, naming: _Naming) -> list[Item]:
     try:
         text = decode(data)
     except ValueError as ex:
-        return [IngestFailure(origin, str(ex))]
+        return [IngestFailure(naming.origin, str(ex))]
     if not text.strip():
-        return [IngestFailure(origin, "empty file")]
+        return [IngestFailure(naming.origin, "empty file")]
     try:
-        return _parse(path, suffix, text)
+        return _parse(path, path.suffix.lower(), text, naming)
     except Exception as ex:  # noqa: BLE001 - a parser's own bug must fail one file, not the run
-        return [IngestFailure(origin, f"cannot parse the file: {type(ex).__name__}: {ex}")]
+        return [IngestFailure(naming.origin, f"cannot parse the file: {type(ex).__name__}: {ex}")]
 
 
 class NotRegular(OSError):
@@ -155,14 +182,14 @@ def _kind(mode: int) -> str:
     return "not a file"
 
 
-def _parse(path: Path, suffix: str, text: str) -> list[Item]:
+def _parse(path: Path, suffix: str, text: str, naming: _Naming) -> list[Item]:
     if suffix == ".txt":
-        return [_txt_article(path, text)]
+        return [_txt_article(path, text, naming)]
     if suffix in (".html", ".htm"):
-        return [_html_article(path, text)]
+        return [_html_article(text, naming)]
     if suffix == ".json":
-        return list(_json_articles(path, text))
-    return list(_jsonl_articles(path, text))
+        return list(_json_articles(text, naming))
+    return list(_jsonl_articles(text, naming))
 
 
 def decode(data: bytes) -> str:
@@ -203,75 +230,76 @@ def _sparse_cp1252(data: bytes) -> str | None:
     return text
 
 
-def _txt_article(path: Path, text: str) -> Item:
+def _txt_article(path: Path, text: str, naming: _Naming) -> Item:
     title, body = clean_text(text)
     if not body:
-        return IngestFailure(str(path), "no article text after cleaning")
+        return IngestFailure(naming.origin, "no article text after cleaning")
     # BBC layout: `business/001.txt` belongs to the category of its folder.
     category = path.parent.name.lower() if path.stem.isdigit() and path.parent.name else None
     return Article(
-        id=id_from_path(path),
+        id=naming.id_of(),
         title=title or fallback_title(body),
         text=body,
         category=category,
-        origin=str(path),
+        origin=naming.origin,
     )
 
 
-def _html_article(path: Path, html: str) -> Item:
+def _html_article(html: str, naming: _Naming) -> Item:
     page = read_html(html)
     if not page.text:
-        return IngestFailure(str(path), "no article text after cleaning")
+        return IngestFailure(naming.origin, "no article text after cleaning")
     try:
         published_at = parse_published_at(page.published)
     except InvalidInput:
         published_at = None  # a page's own date metadata is a hint, not worth refusing it for
     return Article(
-        id=id_from_path(path),
+        id=naming.id_of(),
         title=page.title or fallback_title(page.text),
         text=page.text,
         source=page.source,
         url=page.url,
         published_at=published_at,
-        origin=str(path),
+        origin=naming.origin,
         date_source="meta" if published_at else None,
     )
 
 
-def _json_articles(path: Path, text: str) -> Iterator[Item]:
+def _json_articles(text: str, naming: _Naming) -> Iterator[Item]:
+    origin = naming.origin
     try:
         value = _load_json(text)
     except ValueError as ex:
-        yield IngestFailure(str(path), str(ex))
+        yield IngestFailure(origin, str(ex))
         return
     if isinstance(value, dict):
-        yield _record(value, origin=str(path), default_id=id_from_path(path))
+        yield _record(value, origin=origin, default_id=naming.id_of())
     elif isinstance(value, list):
         if not value:
-            yield IngestFailure(str(path), "empty JSON list: no articles")
+            yield IngestFailure(origin, "empty JSON list: no articles")
         items = [
-            _record(item, origin=f"{path} item {n}", default_id=id_from_path(path, item=n))
+            _record(item, origin=f"{origin} item {n}", default_id=naming.id_of(item=n))
             for n, item in enumerate(value, start=1)
         ]
         yield from _unique(items)
     else:
         yield IngestFailure(
-            str(path), f"expected a JSON object or a list of objects, got {type_name(value)}"
+            origin, f"expected a JSON object or a list of objects, got {type_name(value)}"
         )
 
 
-def _jsonl_articles(path: Path, text: str) -> Iterator[Item]:
+def _jsonl_articles(text: str, naming: _Naming) -> Iterator[Item]:
     items: list[Item] = []
     for n, line in enumerate(text.split("\n"), start=1):
         if not line.strip():
             continue
-        origin = f"{path} line {n}"
+        origin = f"{naming.origin} line {n}"
         try:
             value = _load_json(line)
         except ValueError as ex:
             items.append(IngestFailure(origin, str(ex)))
             continue
-        items.append(_record(value, origin=origin, default_id=id_from_path(path, item=n)))
+        items.append(_record(value, origin=origin, default_id=naming.id_of(item=n)))
     yield from _unique(items)
 
 

@@ -13,8 +13,11 @@ vector is the token-weighted mean of its sentences' (briefings group articles by
 from __future__ import annotations
 
 import bisect
+import dataclasses
 import itertools
+import json
 import logging
+import re
 import sqlite3
 import threading
 from collections.abc import Iterable, Iterator, Sequence
@@ -26,7 +29,19 @@ from pathlib import Path
 import numpy as np
 
 from rag.errors import ArticleNotFound, IndexMismatch, SourceNotFound
-from rag.types import Article, Chunk, Filters, Passage, Source, SourceItem, Span
+from rag.types import (
+    Article,
+    ArticlePage,
+    ArticleSummary,
+    Chunk,
+    Facets,
+    Feedback,
+    Filters,
+    Passage,
+    Source,
+    SourceItem,
+    Span,
+)
 
 log = logging.getLogger(__name__)
 
@@ -101,6 +116,18 @@ CREATE TABLE IF NOT EXISTS source_items (      -- what each source's feed listed
     article_id TEXT,
     PRIMARY KEY (source_id, url)
 );
+CREATE TABLE IF NOT EXISTS feedback (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    created_at TEXT NOT NULL,                  -- ISO 8601, UTC
+    question TEXT NOT NULL,
+    answer TEXT NOT NULL,
+    citations TEXT NOT NULL,                   -- JSON list, as the API returned them
+    backend TEXT NOT NULL,
+    verdict TEXT NOT NULL CHECK (verdict IN ('up', 'down')),
+    comment TEXT,
+    key TEXT                                   -- the API key's label, never the key
+);
+CREATE INDEX IF NOT EXISTS feedback_created ON feedback(created_at);
 """
 
 # Schema 1 kept sentences as bare spans (no vectors, no rowid): the table is rebuilt around them,
@@ -121,10 +148,24 @@ DROP TABLE sentences_v1;
 UPDATE meta SET value = '2' WHERE key = 'schema_version';
 """
 
-# Schema 2 had neither author nor date_source; the sources tables are created by _SCHEMA.
+# Schema 3 adds the articles' author and where their date came from, the polled sources (created
+# by _SCHEMA, which runs after this), and readers' feedback on answers. One transaction: a crash
+# leaves schema 2 or schema 3.
 _MIGRATE_2_TO_3 = """
 ALTER TABLE articles ADD COLUMN author TEXT;
 ALTER TABLE articles ADD COLUMN date_source TEXT;
+CREATE TABLE IF NOT EXISTS feedback (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    created_at TEXT NOT NULL,
+    question TEXT NOT NULL,
+    answer TEXT NOT NULL,
+    citations TEXT NOT NULL,
+    backend TEXT NOT NULL,
+    verdict TEXT NOT NULL CHECK (verdict IN ('up', 'down')),
+    comment TEXT,
+    key TEXT
+);
+CREATE INDEX IF NOT EXISTS feedback_created ON feedback(created_at);
 UPDATE meta SET value = '3' WHERE key = 'schema_version';
 """
 
@@ -226,12 +267,23 @@ class Docstore:
                     db.execute(statement)
             log.info("docstore %s migrated to schema 2: sentence vectors are filled in by the next ingest",
                      self.path)
-        columns = {row[1] for row in db.execute("PRAGMA table_info(articles)")}
-        if columns and "date_source" not in columns:
+        version = self._schema_version()
+        if version == 2:
             with self._transaction() as db:
                 for statement in filter(str.strip, _MIGRATE_2_TO_3.split(";")):
                     db.execute(statement)
-            log.info("docstore %s migrated to schema 3: articles have an author and a date source", self.path)
+            log.info("docstore %s migrated to schema 3: articles have an author and a date source; sources and feedback tables", self.path)
+        elif version is not None and version > SCHEMA_VERSION:
+            raise IndexMismatch(f"the docstore {self.path} has schema {version}, newer than this version "
+                                f"of rag reads ({SCHEMA_VERSION}); upgrade rag")
+
+    def _schema_version(self) -> int | None:
+        """The recorded schema version; None for a new file (no meta table yet)."""
+        db = self._db()
+        if db.execute("SELECT 1 FROM sqlite_master WHERE type='table' AND name='meta'").fetchone() is None:
+            return None
+        row = db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
+        return int(row[0]) if row else None
 
     # -- meta ----------------------------------------------------------------------------------
     def generation(self) -> int:
@@ -301,6 +353,52 @@ class Docstore:
         if row is None:
             raise ArticleNotFound(article_id)
         return _article(row)
+
+    def list_articles(self, filters: Filters, query: str | None = None, limit: int = 50,
+                      offset: int = 0) -> ArticlePage:
+        """Articles passing the filters whose title or id holds `query` (any case), newest first
+        (undated last, then by title), without their text: one page and the total, read together."""
+        where, params = _filter_sql(filters)
+        if query and query.strip():
+            # LIKE is case-blind for ASCII letters only; the wildcards in the query are escaped.
+            pattern = "%" + re.sub(r"([\\%_])", r"\\\1", query.strip()) + "%"
+            where += (" AND " if where else " WHERE ") + "(a.title LIKE ? ESCAPE '\\' OR a.id LIKE ? ESCAPE '\\')"
+            params += [pattern, pattern]
+        with self._snapshot() as db:
+            total = db.execute("SELECT count(*) FROM articles a" + where, params).fetchone()[0]
+            rows = db.execute(
+                "SELECT a.id, a.title, a.source, a.url, a.published_at, a.category, a.ingested_at FROM articles a"
+                + where + " ORDER BY a.published_at IS NULL, a.published_at DESC, a.title, a.id LIMIT ? OFFSET ?",
+                [*params, limit, offset],
+            ).fetchall()
+        return ArticlePage(total, offset, tuple(
+            ArticleSummary(id=r[0], title=r[1], source=r[2], url=r[3], published_at=_parse_iso(r[4]),
+                           category=r[5], ingested_at=datetime.fromisoformat(r[6])) for r in rows))
+
+    def facets(self) -> Facets:
+        """Categories and sources with their article counts (most first), and the span of dates."""
+        with self._snapshot() as db:
+            categories = tuple(db.execute(
+                "SELECT category, count(*) AS n FROM articles WHERE category IS NOT NULL "
+                "GROUP BY category ORDER BY n DESC, category"))
+            sources = tuple(db.execute(
+                "SELECT source, count(*) AS n FROM articles WHERE source IS NOT NULL "
+                "GROUP BY source ORDER BY n DESC, source"))
+            first, last, articles, dated = db.execute(
+                "SELECT min(published_at), max(published_at), count(*), count(published_at) FROM articles"
+            ).fetchone()
+        return Facets(categories, sources, _parse_iso(first), _parse_iso(last), articles, articles - dated)
+
+    def feedback(self, since: datetime | None = None) -> list[Feedback]:
+        """Stored feedback, oldest first; only that given at or after `since` if it is set."""
+        sql = "SELECT id, created_at, question, answer, citations, backend, verdict, comment, key FROM feedback"
+        params: list[str] = []
+        if since is not None:
+            sql += " WHERE created_at >= ?"
+            params.append(_iso(since if since.tzinfo else since.replace(tzinfo=UTC)))
+        return [Feedback(id=r[0], created_at=datetime.fromisoformat(r[1]), question=r[2], answer=r[3],
+                         citations=tuple(json.loads(r[4])), backend=r[5], verdict=r[6], comment=r[7], key=r[8])
+                for r in self._db().execute(sql + " ORDER BY id", params)]
 
     def model(self) -> tuple[str, int] | None:
         """The (embedding model, dimension) the docstore was built with, if any."""
@@ -548,6 +646,20 @@ class Docstore:
                     ],
                 )
             return self._bump(db)
+
+    def add_feedback(self, feedback: Feedback) -> Feedback:
+        """Store a verdict on an answer; returns it with its id and time. The generation does not
+        move: nothing derived reads feedback."""
+        now = datetime.now(UTC)
+        with self._transaction() as db:
+            cursor = db.execute(
+                "INSERT INTO feedback (created_at, question, answer, citations, backend, verdict, comment, key) "
+                "VALUES (?,?,?,?,?,?,?,?)",
+                (now.isoformat(), feedback.question, feedback.answer,
+                 json.dumps(list(feedback.citations), ensure_ascii=False), feedback.backend, feedback.verdict,
+                 feedback.comment, feedback.key),
+            )
+        return dataclasses.replace(feedback, id=cursor.lastrowid, created_at=now)
 
     def delete(self, article_id: str) -> int:
         with self._transaction() as db:

@@ -1,0 +1,64 @@
+"""The docstore's feedback table: stored and read back, outside the generation, and the schema
+migration that adds it (2 → 3) keeping everything else."""
+
+from __future__ import annotations
+
+import sqlite3
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from rag.errors import IndexMismatch
+from rag.store.docstore import SCHEMA_VERSION, Docstore
+from rag.types import Feedback
+
+CITATION = {"n": 1, "article_id": "a", "title": "T", "chunk_id": "a:0", "quote": "Them.", "start": 0, "end": 5,
+            "score": 0.5}
+
+
+def test_feedback_is_stored_read_back_in_order_and_moves_no_generation(tmp_path):
+    docstore = Docstore(tmp_path / "docstore.sqlite")
+    try:
+        generation = docstore.generation()
+        first = docstore.add_feedback(Feedback("Who?", "Them [1]", (CITATION,), "extractive", "up", "fine", "key-1"))
+        second = docstore.add_feedback(Feedback("Where?", "There", (), "openai", "down"))
+        assert first.id < second.id and first.created_at <= second.created_at
+        assert docstore.feedback() == [first, second]
+        assert docstore.feedback()[0].citations == (CITATION,)
+        assert docstore.feedback(second.created_at) == [second]
+        assert docstore.feedback(datetime.now(UTC) + timedelta(days=1)) == []
+        assert docstore.generation() == generation  # nothing derived depends on feedback
+        with pytest.raises(sqlite3.IntegrityError):  # the table itself refuses another verdict
+            docstore.add_feedback(Feedback("Who?", "Them", (), "extractive", "meh"))
+        assert len(docstore.feedback()) == 2
+    finally:
+        docstore.close()
+
+
+def test_a_schema_2_docstore_gains_the_feedback_table_and_keeps_everything(bbc_service):
+    path = bbc_service.store.docstore.path
+    counts = bbc_service.store.docstore.counts()
+    bbc_service.close()
+    db = sqlite3.connect(path)
+    db.executescript("DROP TABLE feedback; UPDATE meta SET value = '2' WHERE key = 'schema_version';")
+    db.close()
+    docstore = Docstore(path)
+    try:
+        version = docstore._db().execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()[0]
+        assert int(version) == SCHEMA_VERSION == 3
+        assert docstore.counts() == counts and docstore.integrity_problems() == []
+        stored = docstore.add_feedback(Feedback("Who?", "Them", (), "extractive", "up", "fine", "key-1"))
+        assert stored.id is not None and docstore.feedback() == [stored]
+    finally:
+        docstore.close()
+
+
+def test_a_docstore_from_a_newer_version_is_refused(tmp_path):
+    path = tmp_path / "docstore.sqlite"
+    Docstore(path).close()
+    db = sqlite3.connect(path)
+    db.execute("UPDATE meta SET value = '99' WHERE key = 'schema_version'")
+    db.commit()
+    db.close()
+    with pytest.raises(IndexMismatch, match="schema 99"):
+        Docstore(path)
