@@ -159,7 +159,7 @@ def require_scope(scope: str) -> Callable[..., Awaitable[ApiKey | None]]:
         bearer: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
         header_key: Annotated[str | None, Depends(_api_key_header)],
     ) -> ApiKey | None:
-        key: ApiKey | None = request.scope.get("state", {}).get("api_key")
+        key = request_key(request)
         if request.app.state.keyring.enabled:
             if key is None:
                 raise _unauthorized("missing API key: send 'Authorization: Bearer KEY' or 'X-API-Key: KEY'")
@@ -294,6 +294,11 @@ def _has_body(scope: Scope) -> bool:
     headers = dict(scope.get("headers") or ())
     length = headers.get(b"content-length", b"0").strip()
     return b"transfer-encoding" in headers or length not in (b"", b"0")
+
+
+def request_key(request: Request) -> ApiKey | None:
+    """The key `Authenticate` admitted the request with; None when keys are off."""
+    return request.scope.get("state", {}).get("api_key")
 
 
 ANY_KEY = [Depends(require_scope(ANY_SCOPE))]

@@ -203,7 +203,7 @@ class ArticleIn(BaseModel):
         if self.text is not None and self.html is not None:
             raise ValueError("give the article as `text` or as `html`: exactly one of them")
         if self.text is None and self.html is None and self.url is None:
-            raise ValueError("give the article as `text` or `html`, or a `url` to fetch it from")
+            raise ValueError("give exactly one of `text` and `html`, or a `url` alone to fetch the page")
         return self
 
     def record(self) -> dict[str, Any]:

@@ -151,9 +151,8 @@ UPDATE meta SET value = '2' WHERE key = 'schema_version';
 # Schema 3 adds the articles' author and where their date came from, the polled sources (created
 # by _SCHEMA, which runs after this), and readers' feedback on answers. One transaction: a crash
 # leaves schema 2 or schema 3.
+_ARTICLE_COLUMNS_OF_3 = {"author": "TEXT", "date_source": "TEXT"}
 _MIGRATE_2_TO_3 = """
-ALTER TABLE articles ADD COLUMN author TEXT;
-ALTER TABLE articles ADD COLUMN date_source TEXT;
 CREATE TABLE IF NOT EXISTS feedback (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     created_at TEXT NOT NULL,
@@ -270,9 +269,14 @@ class Docstore:
         version = self._schema_version()
         if version == 2:
             with self._transaction() as db:
+                have = {row[1] for row in db.execute("PRAGMA table_info(articles)")}
+                for column, kind in _ARTICLE_COLUMNS_OF_3.items():
+                    if column not in have:
+                        db.execute(f"ALTER TABLE articles ADD COLUMN {column} {kind}")
                 for statement in filter(str.strip, _MIGRATE_2_TO_3.split(";")):
                     db.execute(statement)
-            log.info("docstore %s migrated to schema 3: articles have an author and a date source; sources and feedback tables", self.path)
+            log.info("docstore %s migrated to schema 3: articles have an author and a date source; "
+                     "sources and feedback tables", self.path)
         elif version is not None and version > SCHEMA_VERSION:
             raise IndexMismatch(f"the docstore {self.path} has schema {version}, newer than this version "
                                 f"of rag reads ({SCHEMA_VERSION}); upgrade rag")

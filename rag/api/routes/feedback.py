@@ -9,7 +9,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
 
-from rag.api.auth import ADMIN, ERROR_RESPONSES, READ
+from rag.api.auth import ADMIN, ERROR_RESPONSES, READ, request_key
 from rag.api.deps import ServiceDep
 from rag.api.schemas import FeedbackList, FeedbackModel, FeedbackRequest
 
@@ -19,7 +19,7 @@ router = APIRouter(tags=["feedback"], responses=ERROR_RESPONSES)
 @router.post("/feedback", response_model=FeedbackModel, status_code=201, dependencies=READ)
 def add_feedback(body: FeedbackRequest, request: Request, service: ServiceDep) -> FeedbackModel:
     """Store a verdict (`up` or `down`, with an optional comment), labelled with the key that sent it."""
-    key = request.state.api_key
+    key = request_key(request)
     return FeedbackModel.of(service.add_feedback(body.to_feedback(key.label if key else None)))
 
 

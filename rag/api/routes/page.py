@@ -13,7 +13,7 @@ from pathlib import Path
 from fastapi import APIRouter, Request
 from fastapi.responses import FileResponse
 
-from rag.api.auth import ANY_KEY, ERROR_RESPONSES, SCOPES
+from rag.api.auth import ANY_KEY, ERROR_RESPONSES, SCOPES, request_key
 from rag.api.schemas import MeResponse
 
 STATIC = Path(__file__).parent.parent / "static"
@@ -39,7 +39,7 @@ def page() -> FileResponse:
 def me(request: Request) -> MeResponse:
     """The key's label and scopes (any known key may ask), or that no keys are configured; the
     page shows upload and delete only to `ingest`."""
-    key = request.state.api_key
+    key = request_key(request)
     if key is None:
         return MeResponse(keys_required=False, key=None, scopes=list(SCOPES))
     scopes = list(SCOPES) if "admin" in key.scopes else [s for s in SCOPES if s in key.scopes]
