@@ -14,8 +14,10 @@ $(VENV)/.installed: pyproject.toml
 	# torch 2.13.0 is the CPU wheel pip finds locally; installing it first keeps CUDA packages out.
 	$(BIN)/pip install --quiet torch==2.13.0
 	# [llm]: llama-cpp-python builds llama.cpp from source (~4 min); the tests run it for real.
-	# [qdrant]: qdrant-client, whose embedded mode the tests use.
-	$(BIN)/pip install --quiet -e '.[test,llm,qdrant]'
+	# [qdrant]: qdrant-client, whose embedded mode the tests use. [postgres]: psycopg and its pool;
+	# the tests start a real PostgreSQL server from Debian's binaries, installed here if missing.
+	$(BIN)/pip install --quiet -e '.[test,llm,qdrant,postgres]'
+	ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || (apt-get update -q && apt-get install -y -q postgresql)
 	touch $@
 
 run: install

@@ -37,3 +37,8 @@ class BadSettings(RagError):
 
 class LLMFailed(RagError):
     """The LLM backend was down, timed out, or replied with nothing usable; the answerer falls back."""
+
+
+class DocstoreUnavailable(RagError):
+    """The docstore's database server cannot be reached (restarting, network down); nothing was
+    written. Retry shortly (HTTP 503 + Retry-After)."""

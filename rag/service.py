@@ -117,7 +117,7 @@ def build_service(settings: Settings, embedder: Embedder | None = None) -> Servi
     embedder = embedder or build_embedder(settings)
     backend = build_backend(settings)  # before the store opens: a bad setting leaves nothing open
     store = Store(settings.index_dir, embedder.name, embedder.dimension, settings.faiss_index,
-                  QdrantTarget.from_settings(settings))
+                  QdrantTarget.from_settings(settings), settings.docstore_dsn())
     chunker = Chunker(budget=settings.chunk_tokens, overlap=settings.chunk_overlap_tokens)
     # Question-time code reads the sentence vectors ingest stored; only the question is embedded.
     stored = CachedEmbedder(embedder, store.docstore.cached_vectors)

@@ -28,6 +28,7 @@ import uvicorn
 from rag.config import Settings
 from rag.embedding import SentenceTransformerEmbedder
 from rag.service import Service, build_service
+from tests.support.postgres import PostgresServer, running_postgres
 
 ROOT = Path(__file__).resolve().parent.parent
 SHARED = ROOT.parent / "shared"
@@ -102,6 +103,14 @@ def bbc_service(bbc_index_dir: Path, tmp_path: Path, embedder) -> Iterator[Servi
     svc = build_service(Settings(index_dir=folder), embedder)
     yield svc
     svc.close()
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[PostgresServer]:
+    """A real PostgreSQL server (Debian's binaries) on loopback, started once, for the tests that
+    ask for it; each makes its own database with `create_database`."""
+    with running_postgres() as server:
+        yield server
 
 
 def free_port() -> int:

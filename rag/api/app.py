@@ -19,6 +19,7 @@ from rag.api.routes import router
 from rag.config import Settings
 from rag.errors import (
     ArticleNotFound,
+    DocstoreUnavailable,
     IndexMismatch,
     IndexNotReady,
     InvalidInput,
@@ -37,6 +38,7 @@ STATUS = {
     IndexMismatch: 503,
     IndexNotReady: 503,
     WriterBusy: 503,
+    DocstoreUnavailable: 503,
 }
 
 

@@ -12,6 +12,12 @@ Layout of `index_dir`:
                              (write, fsync, rename)
     writer.lock              flock held by the one writer (a thread of `rag serve` or `rag ingest`)
 
+With `docstore_url` (PostgreSQL, rag.store.postgres) the docstore is a server database that replicas
+on several hosts share, and `index_dir` is each replica's own: its derived files and its flock. The
+writer then also holds the database's advisory lock, which excludes writers on every host; a
+replica that finds the generation moved catches its FAISS and BM25 up from the database under its
+local lock only (it writes nothing shared), or under both when it must write a Qdrant collection.
+
 Readers use immutable `Indexes` snapshots; a writer builds the next snapshot beside the current one
 and swaps it in, so a reader never sees a half-written index. Derived files that are missing,
 corrupt, or for another generation are never used: the indexes are rebuilt from the docstore.
@@ -19,6 +25,7 @@ corrupt, or for another generation are never used: the indexes are rebuilt from 
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import json
 import logging
@@ -33,7 +40,7 @@ from typing import TypeVar
 
 import numpy as np
 
-from rag.errors import RagError
+from rag.errors import BadSettings, RagError
 from rag.files import fsync_file, sha256_of, write_durably
 from rag.store.docstore import Docstore
 from rag.store.keywords import KeywordIndex
@@ -43,13 +50,26 @@ from rag.types import Filters
 
 T = TypeVar("T")
 
-__all__ = ["Docstore", "Indexes", "QdrantTarget", "Store", "StoreCheck", "WriterBusy"]
+__all__ = ["Docstore", "Indexes", "QdrantTarget", "Store", "StoreCheck", "WriterBusy", "open_docstore"]
 
 log = logging.getLogger(__name__)
 
 
 class WriterBusy(RagError):
     """Another writer (an ingest run, another request) holds the index; retry later (HTTP 503)."""
+
+
+def open_docstore(index_dir: Path, url: str | None = None):
+    """The SQLite file in `index_dir`, or the PostgreSQL database at `url` (`postgresql://…`)."""
+    if url is None:
+        return Docstore(index_dir / "docstore.sqlite")
+    if not url.startswith(("postgresql://", "postgres://")):
+        raise BadSettings("RAG_DOCSTORE_URL must be a postgresql:// URL (leave it unset for SQLite in RAG_INDEX_DIR)")
+    try:
+        from rag.store.postgres import PostgresDocstore
+    except ImportError as error:
+        raise BadSettings(f"RAG_DOCSTORE_URL needs psycopg: pip install 'rag[postgres]' ({error})") from None
+    return PostgresDocstore(url)
 
 
 # Sentence hits read per chunk wanted: a chunk holds ~5 sentences and is scored by its best one,
@@ -97,14 +117,21 @@ class Store:
     MANIFEST = "manifest.json"
 
     def __init__(self, index_dir: Path, model: str, dimension: int, vector_index: IndexKind = "flat",
-                 qdrant: QdrantTarget | None = None) -> None:
+                 qdrant: QdrantTarget | None = None, docstore_url: str | None = None) -> None:
         self.index_dir = index_dir
+        self.docstore_url = docstore_url
         self.model = model
         self.dimension = dimension
         self.vector_index = vector_index  # the FAISS kind; a persisted file of another kind is rebuilt
         index_dir.mkdir(parents=True, exist_ok=True)
-        self.docstore = Docstore(index_dir / "docstore.sqlite")
-        self.docstore.bind_model(model, dimension)
+        self.docstore = open_docstore(index_dir, docstore_url)
+        try:
+            self.docstore.bind_model(model, dimension)
+        except BaseException:
+            self.docstore.close()
+            raise
+        # A PostgreSQL docstore is shared between hosts: writers exclude each other through it.
+        self._shared_lock = getattr(self.docstore, "writer_lock", None)
         self._thread_lock = threading.Lock()
         self._refresh_lock = threading.Lock()
         self.load_problem: str | None = None  # why the persisted indexes were not used, for /health
@@ -124,17 +151,15 @@ class Store:
 
     @classmethod
     def open_existing(cls, index_dir: Path, model: str, vector_index: IndexKind = "flat",
-                      qdrant: QdrantTarget | None = None) -> Store:
+                      qdrant: QdrantTarget | None = None, docstore_url: str | None = None) -> Store:
         """Open an index with the dimension its docstore was built with (no embedding model is
         loaded); the model name must still match. For `rag check` and other maintenance."""
-        docstore = Docstore(index_dir / "docstore.sqlite")
+        docstore = open_docstore(index_dir, docstore_url)
         try:
             bound = docstore.model()
         finally:
             docstore.close()
-        if bound is None:
-            return cls(index_dir, model, 0, vector_index, qdrant)
-        return cls(index_dir, model, bound[1], vector_index, qdrant)
+        return cls(index_dir, model, 0 if bound is None else bound[1], vector_index, qdrant, docstore_url)
 
     # -- reading -------------------------------------------------------------------------------
     def indexes(self) -> Indexes:
@@ -145,7 +170,7 @@ class Store:
         if self.docstore.generation() == current.generation:
             return current
         try:
-            with self.writer(timeout=0), self._refresh_lock:
+            with self._catch_up_lock(), self._refresh_lock:
                 if self.docstore.generation() != self._indexes.generation:
                     self._indexes = self._caught_up(self._indexes, persist=True)
         except WriterBusy:
@@ -155,8 +180,30 @@ class Store:
     # -- writing -------------------------------------------------------------------------------
     @contextmanager
     def writer(self, timeout: float | None = None) -> Iterator[None]:
-        """Hold the single-writer lock (threads of this process, and other processes).
-        Raises WriterBusy if it is not free within `timeout` seconds (None waits for ever)."""
+        """Hold the single-writer lock (threads of this process, other processes, and with a
+        PostgreSQL docstore other hosts). Raises WriterBusy if it is not free within `timeout`
+        seconds (None waits for ever)."""
+        started = time.monotonic()
+        with self._local_writer(timeout):
+            if self._shared_lock is None:
+                yield
+                return
+            left = None if timeout is None else max(0.0, timeout - (time.monotonic() - started))
+            with self._shared_lock(left):
+                yield
+
+    def _catch_up_lock(self) -> contextlib.AbstractContextManager[None]:
+        """What a reader holds to catch its indexes up (WriterBusy if taken): the local lock
+        alone when it writes only its own files; the writer lock when it would write a shared
+        Qdrant collection or (SQLite) the index folder every process reads."""
+        if self._shared_lock is not None and self._qdrant is None:
+            return self._local_writer(timeout=0)
+        return self.writer(timeout=0)
+
+    @contextmanager
+    def _local_writer(self, timeout: float | None = None) -> Iterator[None]:
+        """The lock on `index_dir`: threads of this process (a thread lock) and other processes
+        on this host (flock on writer.lock)."""
         deadline = None if timeout is None else time.monotonic() + timeout
         if not self._thread_lock.acquire(timeout=-1 if timeout is None else timeout):
             raise WriterBusy("another write to this index is in progress; retry shortly")
@@ -219,7 +266,7 @@ class Store:
             self.dimension, self.vector_index, self.docstore.sentence_vectors)
         empty = Indexes(-1, vectors, KeywordIndex.build(np.zeros(0), []), {}, {})
         try:
-            with self.writer(timeout=0):
+            with self._catch_up_lock():
                 return self._caught_up(empty, persist=True)
         except WriterBusy:  # an ingest run is writing: catch up in memory, it will persist
             return self._caught_up(empty, persist=False)
