@@ -107,7 +107,7 @@ def redacted(url: str) -> str:
 class PostgresDocstore:
     """The docstore in PostgreSQL. Thread-safe: each call borrows a pooled connection."""
 
-    def __init__(self, url: str, pool_size: int = 10, connect_timeout_s: float = 5.0) -> None:
+    def __init__(self, url: str, pool_size: int = 10, connect_timeout_s: float = 2.0) -> None:
         import psycopg
         from psycopg_pool import ConnectionPool
 

@@ -1,0 +1,111 @@
+"""What only the PostgreSQL docstore does: a schema of its own versions, writers excluded across
+hosts by an advisory lock, replicas with their own index folders following the shared database,
+and a server restart costing errors (DocstoreUnavailable) only while it is down. Real server."""
+
+from __future__ import annotations
+
+import uuid
+
+import numpy as np
+import psycopg
+import pytest
+
+from rag.chunking import Chunker
+from rag.errors import DocstoreUnavailable, IndexMismatch
+from rag.indexer import embedded, sentences_of
+from rag.store import Store, WriterBusy
+from rag.store.postgres import SCHEMA_VERSION, PostgresDocstore, redacted
+from rag.types import Article
+
+DIM = 8
+
+
+@pytest.fixture
+def url(postgres) -> str:
+    return postgres.create_database(f"pg_{uuid.uuid4().hex[:12]}")
+
+
+def _article(i: int) -> Article:
+    return Article(id=f"a{i}", title=f"Title {i}",
+                   text=" ".join(f"Sentence {j} about topic{i} mentions item{j}." for j in range(10)))
+
+
+def _put(store: Store, article: Article) -> None:
+    chunks = Chunker(budget=40, overlap=8).chunk(article)
+    vectors = np.random.default_rng(0).normal(size=(len(sentences_of(chunks)), DIM)).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    with store.writer():
+        store.docstore.put([embedded(article, chunks, vectors)])
+        store.publish()
+
+
+def test_schema_is_created_versioned_and_a_newer_one_refused(url):
+    docstore = PostgresDocstore(url)
+    assert docstore.schema_version() == SCHEMA_VERSION and docstore.generation() == 0
+    assert docstore.upgrade() == []  # nothing left to apply
+    docstore.close()
+    again = PostgresDocstore(url)  # opening an upgraded database changes nothing
+    assert again.schema_version() == SCHEMA_VERSION
+    again.close()
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("INSERT INTO schema_migrations (version) VALUES (%s)", (SCHEMA_VERSION + 1,))
+    with pytest.raises(IndexMismatch, match=f"schema version {SCHEMA_VERSION + 1}"):
+        PostgresDocstore(url)
+
+
+def test_the_password_never_appears_in_messages(url):
+    assert "rag-test-password" not in redacted(url) and "***" in redacted(url)
+    store = Store.__new__(Store)  # only the docstore is wanted here
+    docstore = PostgresDocstore(url)
+    docstore.bind_model("model-a", DIM)
+    with pytest.raises(IndexMismatch) as refused:
+        docstore.bind_model("model-b", DIM)
+    assert "rag-test-password" not in str(refused.value) and "model-a" in str(refused.value)
+    docstore.close()
+    del store
+
+
+def test_writers_on_two_hosts_exclude_each_other_and_readers_follow(url, tmp_path):
+    """Two index folders (two hosts) over one database: the advisory lock, not the folders'
+    flocks, keeps a second writer out; each catches its own FAISS and BM25 up from the database."""
+    host_a = Store(tmp_path / "a", "m", DIM, docstore_url=url)
+    host_b = Store(tmp_path / "b", "m", DIM, docstore_url=url)
+    try:
+        with host_a.writer(), pytest.raises(WriterBusy, match="docstore"), host_b.writer(timeout=0.2):
+            pass
+        _put(host_a, _article(1))
+        _put(host_b, _article(2))
+        for store in (host_a, host_b):
+            indexes = store.indexes()
+            assert indexes.generation == store.docstore.generation() == 2
+            assert set(indexes.vectors.ids().tolist()) == set(store.docstore.sentence_rowids().tolist())
+            assert {r for r, _ in indexes.keywords.search("topic1", 5)} and \
+                {r for r, _ in indexes.keywords.search("topic2", 5)}
+            assert store.check().ok
+        assert (tmp_path / "b" / "manifest.json").exists()  # b persisted its own caught-up files
+    finally:
+        host_a.close()
+        host_b.close()
+
+
+def test_a_server_restart_costs_errors_only_while_it_is_down(postgres, url, tmp_path):
+    store = Store(tmp_path, "m", DIM, docstore_url=url)
+    try:
+        _put(store, _article(1))
+        generation = store.docstore.generation()
+        postgres.stop()
+        try:
+            with pytest.raises(DocstoreUnavailable, match="cannot be reached") as down:
+                store.docstore.get_article("a1")
+            assert "rag-test-password" not in str(down.value)
+            with pytest.raises(DocstoreUnavailable):
+                store.indexes()
+        finally:
+            postgres.start()
+        # The same store, no reopening: dead pooled connections are replaced; nothing was lost.
+        assert store.docstore.generation() == generation
+        assert store.docstore.get_article("a1").title == "Title 1"
+        _put(store, _article(2))
+        assert store.check().ok and store.docstore.counts()[0] == 2
+    finally:
+        store.close()
