@@ -234,6 +234,7 @@ def serve(ctx: click.Context, host: str | None, port: int | None) -> None:
 
     from rag.api.app import create_app
     from rag.api.auth import KeyRing
+    from rag.api.observe import configure_logging
 
     settings = _settings(ctx)
     host = host or settings.host
@@ -249,10 +250,12 @@ def serve(ctx: click.Context, host: str | None, port: int | None) -> None:
             "read and change the index. Set RAG_API_KEYS (or RAG_API_KEYS_FILE), or serve on 127.0.0.1")
     else:
         click.echo(f"no API keys configured: open to every local user of this machine, on {host} only", err=True)
+    configure_logging(settings.log_format)
     service = _service(ctx, create=True)  # load before binding, so a bad index fails here with a clear message
     app = create_app(settings, service)
+    # Our access line (rag.access: request id, route, status, duration, key label) replaces uvicorn's.
     uvicorn.run(app, host=host, port=port if port is not None else settings.port,
-                log_level="info")
+                log_level="info", log_config=None, access_log=False)
 
 
 def _is_loopback(host: str) -> bool:

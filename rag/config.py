@@ -129,6 +129,10 @@ class Settings(BaseSettings):
         500, ge=1, le=10_000, description="Articles a briefing reads at most, when the request names no limit")
     slack_signing_secret: SecretStr | None = Field(
         None, description="Slack app's signing secret; /integrations/slack/commands refuses all without it")
+    metrics_public: bool = Field(
+        False, description="Serve /metrics to anyone; otherwise without a key only to loopback, else to 'admin' keys")
+    log_format: Literal["text", "json"] = Field(
+        "text", description="Logs as plain text (a terminal) or one JSON object per line (a log shipper)")
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=0, le=65535)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -21,6 +22,7 @@ from rag.indexer import Indexer
 from rag.llm import build_backend
 from rag.retrieval import Retriever
 from rag.store import QdrantTarget, Store, WriterBusy
+from rag.telemetry import NO_TELEMETRY, Telemetry, timed
 from rag.types import NO_FILTERS, Answer, Article, Filters, IngestFailure, IngestReport, Passage
 from rag.wordpieces import WordPieceVectors
 
@@ -41,21 +43,41 @@ class Service:
     pieces: WordPieceVectors  # the retriever's and extractive answerer's, for training and cross-validating it
     # The LLM backend for briefings (map-reduce) and chat (condense prompt); None = offline.
     llm: LLM | None = None
+    telemetry: Telemetry = NO_TELEMETRY  # stage times, answers, ingest runs (the API's metrics)
+
+    def observe(self, telemetry: Telemetry) -> None:
+        """Report to `telemetry` from now on (the app does, with its metrics)."""
+        self.telemetry = telemetry
+        if isinstance(self.answerer, LLMAnswerer):
+            self.answerer.telemetry = telemetry
 
     def ask(self, question: str, top_k: int | None = None, filters: Filters = NO_FILTERS) -> Answer:
         question = self._check_question(question)
-        passages = self.retriever.search(question, top_k or self.settings.top_k, filters)
-        return self.answerer.answer(question, passages)
+        with timed(self.telemetry, "retrieve"):
+            passages = self.retriever.search(question, top_k or self.settings.top_k, filters)
+        with timed(self.telemetry, "answer"):
+            answer = self.answerer.answer(question, passages)
+        self.telemetry.answered(answer)
+        return answer
 
     def ask_stream(self, question: str, top_k: int | None = None,
                    filters: Filters = NO_FILTERS) -> Iterator[str | Answer]:
         """Checks the question and retrieves now (errors surface before any streaming); the
         iterator then yields the answer's text as it is written, and the checked `Answer` last."""
         question = self._check_question(question)
-        passages = self.retriever.search(question, top_k or self.settings.top_k, filters)
+        with timed(self.telemetry, "retrieve"):
+            passages = self.retriever.search(question, top_k or self.settings.top_k, filters)
         if isinstance(self.answerer, LLMAnswerer):
-            return self.answerer.stream(question, passages)
-        return iter([self.answerer.answer(question, passages)])
+            return self._reported(self.answerer.stream(question, passages))
+        with timed(self.telemetry, "answer"):
+            answer = self.answerer.answer(question, passages)
+        return self._reported(iter([answer]))
+
+    def _reported(self, events: Iterator[str | Answer]) -> Iterator[str | Answer]:
+        for event in events:
+            if isinstance(event, Answer):
+                self.telemetry.answered(event)
+            yield event
 
     def search(self, query: str, top_k: int | None = None, filters: Filters = NO_FILTERS) -> list[Passage]:
         return self.retriever.search(self._check_question(query, "query"), top_k or self.settings.top_k, filters)
@@ -73,7 +95,10 @@ class Service:
         return Chat(self.ask, self.llm, self.settings.max_question_chars).reply(turns, top_k, filters)
 
     def ingest(self, items: Iterable[Article | IngestFailure], lock_timeout: float | None = None) -> IngestReport:
-        return self.indexer.add(items, lock_timeout=lock_timeout)
+        started = time.perf_counter()
+        report = self.indexer.add(items, lock_timeout=lock_timeout)
+        self.telemetry.ingested(report, time.perf_counter() - started)
+        return report
 
     def delete(self, article_id: str, lock_timeout: float | None = None) -> None:
         self.indexer.delete(article_id, lock_timeout=lock_timeout)

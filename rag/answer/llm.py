@@ -19,6 +19,7 @@ from rag.answer.citations import SupportScorer, claims, drop_unknown_markers, se
 from rag.chunking import tiktoken_encoding
 from rag.errors import LLMFailed
 from rag.prompts import load_prompt
+from rag.telemetry import NO_TELEMETRY, Telemetry, timed
 from rag.types import Answer, Citation, Passage, SentenceCheck, Span
 
 NOT_IN_ARTICLES = "NOT_IN_ARTICLES"
@@ -135,6 +136,7 @@ class LLMAnswerer:
         # that hung calls never delay the answer that replaces them.
         self._pool = ThreadPoolExecutor(max_workers=32, thread_name_prefix=f"rag-llm-{backend}")
         self._fallbacks = ThreadPoolExecutor(max_workers=4, thread_name_prefix="rag-llm-fallback")
+        self.telemetry: Telemetry = NO_TELEMETRY  # the LLM's and the citation check's times
 
     # -- public -----------------------------------------------------------------------------------
     def answer(self, question: str, passages: list[Passage]) -> Answer:
@@ -158,6 +160,7 @@ class LLMAnswerer:
         # The fallback is worked out while the LLM writes, so a failure at the deadline answers at once.
         fallback = self._fallbacks.submit(self.fallback.answer, question, passages)
         marks = MarkerFilter(len(prompt.passages))
+        started = time.perf_counter()
         try:
             # An in-process model streams even when the caller does not: a stream can be stopped at
             # the deadline, a single call would run on to its last token.
@@ -169,12 +172,16 @@ class LLMAnswerer:
             else:
                 marks.feed(self._reply(prompt, deadline))
         except LLMFailed as error:
+            self.telemetry.stage("llm", time.perf_counter() - started)
             yield _with_reason(fallback.result(), str(error))
             return
+        self.telemetry.stage("llm", time.perf_counter() - started)
         rest = marks.flush()
         if rest and tokens:
             yield rest
-        yield self._check(prompt, marks.raw, fallback)
+        with timed(self.telemetry, "citation_check"):
+            checked = self._check(prompt, marks.raw, fallback)
+        yield checked
 
     def close(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)

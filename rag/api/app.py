@@ -12,9 +12,11 @@ from fastapi.exception_handlers import request_validation_exception_handler
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
-from rag.api import briefings, openai_compat, slack
+from rag.api import briefings, metrics, observe, openai_compat, slack
 from rag.api.auth import KeyRing
 from rag.api.limits import BodySizeLimit, ConcurrencyLimit, RateLimiter, RequestTimeout
+from rag.api.metrics import Metrics
+from rag.api.observe import HEALTH_PATHS, Admitted, Observe, RequestTelemetry
 from rag.api.routes import router
 from rag.config import Settings
 from rag.errors import (
@@ -48,6 +50,12 @@ class ServiceHolder:
     def __init__(self) -> None:
         self.service: Service | None = None
         self.error: str | None = None
+        self.telemetry: RequestTelemetry | None = None  # handed to the service once it is there
+
+    def set(self, service: Service) -> None:
+        if self.telemetry is not None:
+            service.observe(self.telemetry)
+        self.service = service
 
     def get(self) -> Service:
         if self.service is not None:
@@ -56,7 +64,7 @@ class ServiceHolder:
 
     def load(self, settings: Settings) -> None:
         try:
-            self.service = build_service(settings)
+            self.set(build_service(settings))
         except Exception as error:  # reported by /health and every route, never swallowed
             log.exception("loading the service failed")
             self.error = f"the service failed to load: {error}"
@@ -69,11 +77,13 @@ def create_app(settings: Settings | None = None, service: Service | None = None)
     settings = settings or Settings.from_environment()
     keyring = KeyRing.from_settings(settings)
     holder = ServiceHolder()
+    app_metrics = Metrics(lambda: holder.service)
+    holder.telemetry = RequestTelemetry(app_metrics)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         if service is not None:
-            holder.service = service
+            holder.set(service)
         else:
             threading.Thread(target=holder.load, args=(settings,), name="rag-load", daemon=True).start()
         yield
@@ -90,15 +100,20 @@ def create_app(settings: Settings | None = None, service: Service | None = None)
     app.state.settings = settings
     app.state.keyring = keyring
     app.state.rate_limiter = RateLimiter(settings.rate_limit_per_min)
+    app.state.metrics = app_metrics
     app.include_router(router)
     app.include_router(briefings.router)
     app.include_router(openai_compat.router)
     app.include_router(slack.router)
+    app.include_router(observe.router)
+    app.include_router(metrics.router)
     # The last added runs first: the timeout must wrap the concurrency limit, so that work it
     # abandons keeps its slot until it really ends.
+    app.add_middleware(Admitted)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_request_bytes)
-    app.add_middleware(ConcurrencyLimit, max_requests=settings.max_concurrent_requests)
-    app.add_middleware(RequestTimeout, seconds=settings.request_timeout_s)
+    app.add_middleware(ConcurrencyLimit, max_requests=settings.max_concurrent_requests, exempt=HEALTH_PATHS)
+    app.add_middleware(RequestTimeout, seconds=settings.request_timeout_s, exempt=HEALTH_PATHS)
+    app.add_middleware(Observe, metrics=app_metrics)  # outermost: sees every answer, refusals too
 
     @app.exception_handler(RagError)
     async def rag_error(request: Request, error: RagError) -> JSONResponse:
