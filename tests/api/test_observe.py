@@ -76,7 +76,7 @@ def test_request_ids_logs_and_metrics_of_asking(bbc_service, access_lines):
 
     lines = access_lines()
     asks = [line for line in lines if line["route"] == "/ask"]
-    assert [a["request_id"] for a in asks][0] == "lb-1234.abc"
+    assert asks[0]["request_id"] == "lb-1234.abc"
     assert [a["abstained"] for a in asks] == [False, True] and {a["backend"] for a in asks} == {"extractive"}
     assert all(a["key"].startswith("key-") and a["status"] == 200 and a["duration_ms"] > 0 for a in asks)
     assert all(READER not in json.dumps(line) and ADMIN not in json.dumps(line) for line in lines)
