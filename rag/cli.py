@@ -28,7 +28,7 @@ def _service(ctx: click.Context, create: bool = False):
 
     if "service" not in ctx.obj:
         index_dir = _settings(ctx).index_dir
-        if not create and not (index_dir / "docstore.sqlite").exists():
+        if not create and _settings(ctx).docstore_url is None and not (index_dir / "docstore.sqlite").exists():
             raise click.ClickException(
                 f"no index at {index_dir}: add articles first with `rag ingest PATH`, or name another "
                 "index with --index-dir or RAG_INDEX_DIR")
@@ -277,12 +277,12 @@ def check(ctx: click.Context) -> None:
     from rag.store import QdrantTarget, Store
 
     settings = _settings(ctx)
-    if not (settings.index_dir / "docstore.sqlite").exists():
+    if settings.docstore_url is None and not (settings.index_dir / "docstore.sqlite").exists():
         raise click.ClickException(f"no index at {settings.index_dir}")
     try:
         # No model needed: the dimension is the one the docstore was built with.
         store = Store.open_existing(settings.index_dir, embedder_name(settings), settings.faiss_index,
-                                    QdrantTarget.from_settings(settings))
+                                    QdrantTarget.from_settings(settings), settings.docstore_dsn())
     except RagError as error:
         raise click.ClickException(str(error)) from error
     try:
@@ -299,6 +299,34 @@ def check(ctx: click.Context) -> None:
     if not result.ok:
         sys.exit(1)
     click.echo("ok: the docstore and every index agree")
+
+
+@main.group(name="db")
+def db_group() -> None:
+    """The PostgreSQL docstore (RAG_DOCSTORE_URL): its schema."""
+
+
+@db_group.command(name="upgrade")
+@click.pass_context
+def db_upgrade(ctx: click.Context) -> None:
+    """Create the docstore's tables or migrate them to this version's schema (every replica also
+    does it on start; run it first when rolling out a new version)."""
+    from rag.store import open_docstore
+
+    settings = _settings(ctx)
+    if settings.docstore_url is None:
+        raise click.ClickException("RAG_DOCSTORE_URL is not set: the SQLite docstore in RAG_INDEX_DIR "
+                                   "migrates itself when opened")
+    try:
+        docstore = open_docstore(settings.index_dir, settings.docstore_dsn())
+    except RagError as error:
+        raise click.ClickException(str(error)) from error
+    try:
+        done = f"applied migration(s) {', '.join(map(str, docstore.applied))}" if docstore.applied \
+            else "nothing to apply"
+        click.echo(f"{docstore.name}: {done}; schema version {docstore.schema_version()}")
+    finally:
+        docstore.close()
 
 
 @main.group(name="eval")

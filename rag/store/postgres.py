@@ -127,8 +127,7 @@ class PostgresDocstore:
         self._writer: psycopg.Connection | None = None  # the connection holding the writer lock
         self._writer_guard = threading.Lock()
         try:
-            self.upgrade()
-            self._connection_ok()
+            self.applied = self.upgrade()  # the migrations this opening applied
         except BaseException:
             self.close()
             raise
@@ -160,9 +159,6 @@ class PostgresDocstore:
     def _all(self, sql: str, params: Sequence[Any] = ()) -> list[tuple]:
         with self._conn() as conn:
             return conn.execute(sql, params).fetchall()
-
-    def _connection_ok(self) -> None:
-        self._all("SELECT 1")
 
     def upgrade(self) -> list[int]:
         """Apply the migrations this database lacks (each in its own transaction, under an

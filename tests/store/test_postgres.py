@@ -55,14 +55,12 @@ def test_schema_is_created_versioned_and_a_newer_one_refused(url):
 
 def test_the_password_never_appears_in_messages(url):
     assert "rag-test-password" not in redacted(url) and "***" in redacted(url)
-    store = Store.__new__(Store)  # only the docstore is wanted here
     docstore = PostgresDocstore(url)
     docstore.bind_model("model-a", DIM)
     with pytest.raises(IndexMismatch) as refused:
         docstore.bind_model("model-b", DIM)
     assert "rag-test-password" not in str(refused.value) and "model-a" in str(refused.value)
     docstore.close()
-    del store
 
 
 def test_writers_on_two_hosts_exclude_each_other_and_readers_follow(url, tmp_path):
@@ -109,3 +107,22 @@ def test_a_server_restart_costs_errors_only_while_it_is_down(postgres, url, tmp_
         assert store.check().ok and store.docstore.counts()[0] == 2
     finally:
         store.close()
+
+
+def test_rag_db_upgrade_creates_then_finds_nothing_to_do(url):
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    rag = str(Path(sys.executable).parent / "rag")
+    env = {**os.environ, "RAG_DOCSTORE_URL": url}
+    first = subprocess.run([rag, "db", "upgrade"], check=False, env=env, capture_output=True, text=True, timeout=120)
+    assert first.returncode == 0, first.stderr
+    assert f"applied migration(s) 1; schema version {SCHEMA_VERSION}" in first.stdout
+    again = subprocess.run([rag, "db", "upgrade"], check=False, env=env, capture_output=True, text=True, timeout=120)
+    assert "nothing to apply" in again.stdout
+    assert "rag-test-password" not in first.stdout + first.stderr + again.stdout + again.stderr
+    unset = subprocess.run([rag, "db", "upgrade"], check=False, env={k: v for k, v in env.items() if k != "RAG_DOCSTORE_URL"},
+                           capture_output=True, text=True, timeout=120)
+    assert unset.returncode == 1 and "RAG_DOCSTORE_URL is not set" in unset.stderr
