@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
-.PHONY: install run test bench bench-load bench-crash bench-faiss bench-qdrant bench-encoder lint
+.PHONY: install run test bench bench-load bench-crash bench-docstore bench-faiss bench-qdrant bench-encoder lint
 
 install: $(VENV)/.installed
 
@@ -42,6 +42,11 @@ bench-load: install
 
 bench-crash: install
 	$(BIN)/python bench/crash.py
+
+# SQLite against PostgreSQL as the docstore: ingest, /ask and /search p50/p95 (LIMIT files, same run).
+LIMIT ?= 400
+bench-docstore: install
+	$(BIN)/python bench/docstore.py --limit $(LIMIT)
 
 # FAISS kinds over 1M synthetic vectors (N=200000 for a quicker run; REAL=indexes/default adds a
 # built index's sentences, its titles as questions); ~30 minutes at 1M, most of it building HNSW.

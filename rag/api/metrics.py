@@ -23,6 +23,7 @@ from prometheus_client import (
     Counter,
     Gauge,
     Histogram,
+    disable_created_metrics,
     generate_latest,
 )
 from prometheus_client.core import GaugeMetricFamily
@@ -34,6 +35,9 @@ from rag.types import Answer, IngestReport
 
 if TYPE_CHECKING:
     from rag.service import Service
+
+# No `_created` series (a timestamp per label set): they double a scrape and nobody graphs them.
+disable_created_metrics()
 
 # Latency buckets (seconds) from a cache-warm /search (~5 ms) to an LLM answer near its timeout.
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
