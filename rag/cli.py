@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -238,19 +239,20 @@ def serve(ctx: click.Context, host: str | None, port: int | None) -> None:
 
     settings = _settings(ctx)
     host = host or settings.host
+    configure_logging(settings.log_format)  # from here on every line is a log record (JSON if asked)
+    say = logging.getLogger("rag.serve").info
     try:
         keyring = KeyRing.from_settings(settings)
     except RagError as error:
         raise click.ClickException(str(error)) from error
     if keyring.enabled:
-        click.echo(f"API keys: {len(keyring)} configured; every route but /health needs one", err=True)
+        say(f"API keys: {len(keyring)} configured; every route but /health needs one")
     elif not _is_loopback(host):
         raise click.ClickException(
             f"refusing to listen on {host} with no API keys configured: anyone who can reach it could "
             "read and change the index. Set RAG_API_KEYS (or RAG_API_KEYS_FILE), or serve on 127.0.0.1")
     else:
-        click.echo(f"no API keys configured: open to every local user of this machine, on {host} only", err=True)
-    configure_logging(settings.log_format)
+        say(f"no API keys configured: open to every local user of this machine, on {host} only")
     service = _service(ctx, create=True)  # load before binding, so a bad index fails here with a clear message
     app = create_app(settings, service)
     # Our access line (rag.access: request id, route, status, duration, key label) replaces uvicorn's.

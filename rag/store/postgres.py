@@ -125,6 +125,7 @@ class PostgresDocstore:
         )
         self._pool.open(wait=False)
         self._writer: psycopg.Connection | None = None  # the connection holding the writer lock
+        self._writer_thread: int | None = None  # and the thread that took it
         self._writer_guard = threading.Lock()
         try:
             self.applied = self.upgrade()  # the migrations this opening applied
@@ -137,15 +138,51 @@ class PostgresDocstore:
     def _conn(self) -> Iterator[psycopg.Connection]:
         """A pooled connection (autocommit: each statement is its own transaction unless inside
         `_transaction`/`_snapshot`); an unreachable server becomes DocstoreUnavailable."""
+        conn, pooled = self._borrow()
         try:
-            with self._pool.connection() as conn:
-                yield conn
+            yield conn
         except self._psycopg.OperationalError as error:
-            raise DocstoreUnavailable(f"the docstore at {self.name} cannot be reached: "
-                                      f"{_first_line(error)}") from error
+            raise self._unavailable(error) from error
+        finally:
+            if pooled:
+                self._pool.putconn(conn)  # rolled back if need be; discarded if broken
+            else:
+                conn.close()
+
+    def _borrow(self) -> tuple[psycopg.Connection, bool]:
+        """(a connection, whether it is the pool's). When the pool has none to give, it may be
+        waiting out its reconnection back-off (doubled after each failure: tens of seconds after
+        a long outage) while the server is back already: a connection of our own finds out at
+        once, so recovery does not wait for the pool."""
+        from psycopg_pool import PoolTimeout
+
+        try:
+            return self._pool.getconn(), True
+        except PoolTimeout:
+            pass
+        except self._psycopg.OperationalError as error:
+            raise self._unavailable(error) from error
+        try:
+            return self._psycopg.connect(self.url, autocommit=True, connect_timeout=2), False
+        except self._psycopg.OperationalError as error:
+            raise self._unavailable(error) from error
+
+    def _unavailable(self, error: BaseException) -> DocstoreUnavailable:
+        return DocstoreUnavailable(f"the docstore at {self.name} cannot be reached: {_first_line(error)}")
 
     @contextmanager
     def _transaction(self) -> Iterator[psycopg.Connection]:
+        """A write transaction. The thread holding the writer lock writes on the lock's own
+        connection: if that session died (a server restart), the lock died with it and so does
+        the write, instead of going on beside a writer that has taken the lock since."""
+        if self._writer is not None and self._writer_thread == threading.get_ident():
+            try:
+                with self._writer.transaction():
+                    yield self._writer
+            except self._psycopg.OperationalError as error:
+                raise DocstoreUnavailable(f"the docstore at {self.name} was lost during a write (and the writer "
+                                          f"lock with it): {_first_line(error)}") from error
+            return
         with self._conn() as conn, conn.transaction():
             yield conn
 
@@ -195,23 +232,21 @@ class PostgresDocstore:
             try:
                 conn = self._psycopg.connect(self.url, autocommit=True, connect_timeout=5)
             except self._psycopg.OperationalError as error:
-                raise DocstoreUnavailable(f"the docstore at {self.name} cannot be reached: "
-                                          f"{_first_line(error)}") from error
+                raise self._unavailable(error) from error
             try:
                 got = conn.execute("SELECT pg_try_advisory_lock(%s)", (_WRITER_LOCK,)).fetchone()[0]
             except self._psycopg.OperationalError as error:
                 conn.close()
-                raise DocstoreUnavailable(f"the docstore at {self.name} cannot be reached: "
-                                          f"{_first_line(error)}") from error
+                raise self._unavailable(error) from error
             if not got:
                 conn.close()
                 return False
-            self._writer = conn
+            self._writer, self._writer_thread = conn, threading.get_ident()
             return True
 
     def release_writer_lock(self) -> None:
         with self._writer_guard:
-            conn, self._writer = self._writer, None
+            conn, self._writer, self._writer_thread = self._writer, None, None
         if conn is not None:
             try:
                 conn.execute("SELECT pg_advisory_unlock(%s)", (_WRITER_LOCK,))

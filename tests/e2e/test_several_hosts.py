@@ -150,7 +150,7 @@ def _readers(urls: list[str], log: Log, stop: threading.Event, clients: int = 4)
     return threads
 
 
-def test_replicas_on_several_hosts_share_postgresql(cluster):
+def test_replicas_on_several_hosts_share_postgresql(cluster, tmp_path):
     net, postgres, url, urls, processes = cluster
     auth = {"Authorization": f"Bearer {KEY}"}
     figures: dict[str, object] = {"network": "namespaces" if net.namespaces else f"loopback ({net.fallback_reason})"}
@@ -263,3 +263,11 @@ def test_replicas_on_several_hosts_share_postgresql(cluster):
                                               if line.startswith(("rag_http_requests_total", "rag_index_",
                                                                   "rag_docstore_", "rag_rejections"))]
     print("\nseveral hosts:", json.dumps(figures, indent=1))
+
+    # The replica's log: one JSON object per line; each request's line names it, never the key.
+    text = (tmp_path / "replica-2.log").read_text()
+    records = [json.loads(line) for line in text.splitlines()]
+    asked = [r for r in records if r.get("route") == "/ask" and r.get("status") == 200]
+    assert asked and all(len(r["request_id"]) == 32 and r["key"].startswith("key-") and r["backend"] == "extractive"
+                         and isinstance(r["abstained"], bool) for r in asked)
+    assert KEY not in text and "rag-test-password" not in text

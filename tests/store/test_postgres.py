@@ -30,12 +30,16 @@ def _article(i: int) -> Article:
                    text=" ".join(f"Sentence {j} about topic{i} mentions item{j}." for j in range(10)))
 
 
-def _put(store: Store, article: Article) -> None:
+def _embedded(article: Article):
     chunks = Chunker(budget=40, overlap=8).chunk(article)
     vectors = np.random.default_rng(0).normal(size=(len(sentences_of(chunks)), DIM)).astype(np.float32)
     vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    return embedded(article, chunks, vectors)
+
+
+def _put(store: Store, article: Article) -> None:
     with store.writer():
-        store.docstore.put([embedded(article, chunks, vectors)])
+        store.docstore.put([_embedded(article)])
         store.publish()
 
 
@@ -105,6 +109,48 @@ def test_a_server_restart_costs_errors_only_while_it_is_down(postgres, url, tmp_
         assert store.docstore.get_article("a1").title == "Title 1"
         _put(store, _article(2))
         assert store.check().ok and store.docstore.counts()[0] == 2
+    finally:
+        store.close()
+
+
+def test_a_writer_whose_lock_died_with_the_server_writes_nothing(postgres, url, tmp_path):
+    """A restart ends the session holding the advisory lock, so another writer may hold it now:
+    the old writer's next write fails rather than going on beside it."""
+    store = Store(tmp_path, "m", DIM, docstore_url=url)
+    try:
+        with store.writer():
+            postgres.restart()
+            with pytest.raises(DocstoreUnavailable, match="writer lock"):
+                store.docstore.put([_embedded(_article(1))])
+        assert store.docstore.counts() == (0, 0)
+        _put(store, _article(1))  # a fresh lock, and the write goes through
+        assert store.docstore.counts()[0] == 1 and store.check().ok
+    finally:
+        store.close()
+
+
+def test_vectors_in_qdrant_with_the_docstore_in_postgresql(url, tmp_path):
+    """The Qdrant collection is filled from PostgreSQL (vectors, filter payloads) as from SQLite."""
+    from datetime import UTC, date, datetime
+
+    from rag.store import QdrantTarget
+    from rag.types import Filters
+
+    target = QdrantTarget("rag_pg_test", path=tmp_path / "qdrant")
+    store = Store(tmp_path / "index", "m", DIM, qdrant=target, docstore_url=url)
+    try:
+        dated = Article(id="dated", title="Dated", category="news", published_at=datetime(2005, 3, 1, tzinfo=UTC),
+                        text=" ".join(f"Sentence {j} about harbours mentions item{j}." for j in range(10)))
+        _put(store, dated)
+        _put(store, _article(2))
+        assert store.check().ok and store.vector_store == "qdrant"
+        query = store.docstore.vectors_for(store.docstore.sentence_rowids()[:1])[0]
+        since = Filters(since=date(2005, 1, 1))
+        allowed = store.docstore.sentence_rowids_matching(since)
+        hits = store.indexes().dense(query, 5, allowed, since)
+        assert hits and set(store.docstore.chunk_articles(np.array([c for c, _ in hits])).values()) == {"dated"}
+        assert store.docstore.sentence_metadata(allowed[:1])[int(allowed[0])]["published_at"] == \
+            "2005-03-01T00:00:00+00:00"  # as SQLite stores it: Qdrant compares these strings
     finally:
         store.close()
 
