@@ -39,6 +39,14 @@ class LLMFailed(RagError):
     """The LLM backend was down, timed out, or replied with nothing usable; the answerer falls back."""
 
 
+class WriterBusy(RagError):
+    """Another writer (an ingest run, another request) holds the index; retry later (HTTP 503)."""
+
+
+class EncoderExportError(RagError):
+    """An ONNX export of the encoder is missing, corrupt, or does not agree with the torch model."""
+
+
 class DocstoreUnavailable(RagError):
     """The docstore's database server cannot be reached (restarting, network down); nothing was
     written. Retry shortly (HTTP 503 + Retry-After)."""

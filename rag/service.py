@@ -4,27 +4,30 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from rag.answer import Answerer
+from rag.answer.backends import build_backend
 from rag.answer.citations import SupportScorer
-from rag.answer.extractive import ExtractiveAnswerer
+from rag.answer.extractive.answerer import ExtractiveAnswerer
 from rag.answer.llm import LLMAnswerer
-from rag.briefing import Briefer, Briefing, Progress
+from rag.briefing.briefer import Briefer
+from rag.briefing.llm import MapReduce
+from rag.briefing.types import Briefing, Progress
 from rag.chat import Chat, ChatReply, Turn
 from rag.chunking import Chunker
 from rag.config import Settings
-from rag.embedding import Embedder, build_embedder, bundled_model_path
-from rag.embedding_cache import CachedEmbedder
-from rag.errors import InvalidInput
+from rag.embedding import Embedder, build_embedder
+from rag.embedding.cache import CachedEmbedder
+from rag.embedding.model import bundled_model_path
+from rag.embedding.wordpieces import WordPieceVectors
+from rag.errors import InvalidInput, WriterBusy
 from rag.indexer import Indexer
-from rag.llm import build_backend
 from rag.retrieval import Retriever
-from rag.store import QdrantTarget, Store, WriterBusy
-from rag.telemetry import NO_TELEMETRY, Telemetry, timed
+from rag.store import QdrantTarget, Store
+from rag.telemetry import Telemetry, TelemetryRelay, timed
 from rag.types import NO_FILTERS, Answer, Article, Filters, IngestFailure, IngestReport, Passage
-from rag.wordpieces import WordPieceVectors
 
 if TYPE_CHECKING:
     from llama_index.core.llms import LLM
@@ -40,16 +43,20 @@ class Service:
     indexer: Indexer
     retriever: Retriever
     answerer: Answerer
-    pieces: WordPieceVectors  # the retriever's and extractive answerer's, for training and cross-validating it
-    # The LLM backend for briefings (map-reduce) and chat (condense prompt); None = offline.
-    llm: LLM | None = None
-    telemetry: Telemetry = NO_TELEMETRY  # stage times, answers, ingest runs (the API's metrics)
+    briefer: Briefer
+    llm: LLM | None = None  # rewrites chat follow-ups; None: the offline rewrite
+    # Stage times, answers and ingest runs go here; the app points it at its metrics (`observe`).
+    telemetry: TelemetryRelay = field(default_factory=TelemetryRelay)
+    chats: Chat = field(init=False)
+
+    def __post_init__(self) -> None:
+        # Chat answers through `ask`, so that an answerer swapped in later (cross-validation
+        # does) answers chat too.
+        self.chats = Chat(self.ask, self.llm, self.settings.max_question_chars)
 
     def observe(self, telemetry: Telemetry) -> None:
         """Report to `telemetry` from now on (the app does, with its metrics)."""
-        self.telemetry = telemetry
-        if isinstance(self.answerer, LLMAnswerer):
-            self.answerer.telemetry = telemetry
+        self.telemetry.target = telemetry
 
     def ask(self, question: str, top_k: int | None = None, filters: Filters = NO_FILTERS) -> Answer:
         question = self._check_question(question)
@@ -67,15 +74,14 @@ class Service:
         question = self._check_question(question)
         with timed(self.telemetry, "retrieve"):
             passages = self.retriever.search(question, top_k or self.settings.top_k, filters)
-        if isinstance(self.answerer, LLMAnswerer):
-            return self._reported(self.answerer.stream(question, passages))
-        with timed(self.telemetry, "answer"):
-            answer = self.answerer.answer(question, passages)
-        return self._reported(iter([answer]))
+        return self._reported(self.answerer.stream(question, passages))
 
     def _reported(self, events: Iterator[str | Answer]) -> Iterator[str | Answer]:
+        """`events`, with the time to the checked answer and the answer itself reported."""
+        started = time.perf_counter()
         for event in events:
             if isinstance(event, Answer):
+                self.telemetry.stage("answer", time.perf_counter() - started)
                 self.telemetry.answered(event)
             yield event
 
@@ -85,14 +91,13 @@ class Service:
     def brief(self, topic: str, filters: Filters = NO_FILTERS, max_articles: int | None = None,
               progress: Progress | None = None) -> Briefing:
         """A briefing over every matching article (not a top-k)."""
-        briefer = Briefer(self.store, self.embedder, self.llm, self.settings.brief_max_articles)
         if len(topic) > self.settings.max_question_chars:
             raise InvalidInput(f"topic is {len(topic)} characters, over the {self.settings.max_question_chars} limit")
-        return briefer.brief(topic, filters, max_articles, progress)
+        return self.briefer.brief(topic, filters, max_articles, progress)
 
     def chat(self, turns: Sequence[Turn], top_k: int | None = None, filters: Filters = NO_FILTERS) -> ChatReply:
         """Answer the last user turn, rewritten into a standalone question from the others."""
-        return Chat(self.ask, self.llm, self.settings.max_question_chars).reply(turns, top_k, filters)
+        return self.chats.reply(turns, top_k, filters)
 
     def ingest(self, items: Iterable[Article | IngestFailure], lock_timeout: float | None = None) -> IngestReport:
         started = time.perf_counter()
@@ -132,13 +137,13 @@ class Service:
         return question
 
     def close(self) -> None:
-        if isinstance(self.answerer, LLMAnswerer):
-            self.answerer.close()
+        self.answerer.close()
         self.store.close()
 
 
-def build_service(settings: Settings, embedder: Embedder | None = None) -> Service:
-    """Load the model (unless one is passed in, e.g. shared by tests) and open the index."""
+def build_service(settings: Settings, embedder: Embedder | None = None,
+                  pieces: WordPieceVectors | None = None) -> Service:
+    """Load the models (unless passed in, e.g. shared by tests or by training) and open the index."""
     embedder = embedder or build_embedder(settings)
     backend = build_backend(settings)  # before the store opens: a bad setting leaves nothing open
     store = Store(settings.index_dir, embedder.name, embedder.dimension, settings.faiss_index,
@@ -148,29 +153,35 @@ def build_service(settings: Settings, embedder: Embedder | None = None) -> Servi
     stored = CachedEmbedder(embedder, store.docstore.cached_vectors)
     # Retrieval's re-scoring and the answerer's soft overlaps read the bundled model's word pieces,
     # whichever encoder runs.
-    pieces = WordPieceVectors(bundled_model_path())
+    pieces = pieces or WordPieceVectors(bundled_model_path())
+    retriever = Retriever(store, stored, pieces, settings.candidates, settings.dense_weight,
+                          settings.article_weight, settings.coverage_weight)
     extractive = ExtractiveAnswerer.with_model(stored, pieces, settings.answerer_model, settings.abstention)
+    support = SupportScorer(stored, settings.support_threshold)
     answerer: Answerer = extractive
+    telemetry = TelemetryRelay()
     if backend is not None:
         answerer = LLMAnswerer(
-            backend.llm, backend.name, SupportScorer(stored, settings.support_threshold), extractive,
+            backend.llm, backend.name, support, extractive,
             timeout_s=settings.llm_timeout_s, retries=settings.llm_retries,
             context_tokens=settings.llm_context_tokens, retryable=backend.retryable,
-            not_retryable=backend.not_retryable, serialize=backend.serialize,
+            not_retryable=backend.not_retryable, serialize=backend.serialize, telemetry=telemetry,
         )
     indexer = Indexer(chunker, embedder, store, batch_size=settings.ingest_batch_size)
     try:  # an index from before sentence vectors gets them now, unless an ingest run is at it
         indexer.backfill(lock_timeout=0)
     except WriterBusy:
         pass
+    llm = backend.llm if backend is not None else None
     return Service(
         settings=settings,
         embedder=stored,
         store=store,
         indexer=indexer,
-        retriever=Retriever(store, stored, pieces, settings.candidates, settings.dense_weight,
-                            settings.article_weight, settings.coverage_weight),
+        retriever=retriever,
         answerer=answerer,
-        pieces=pieces,
-        llm=backend.llm if backend is not None else None,
+        briefer=Briefer(retriever, store.docstore, stored, MapReduce(llm, support) if llm is not None else None,
+                        settings.brief_max_articles),
+        llm=llm,
+        telemetry=telemetry,
     )

@@ -40,6 +40,23 @@ class NoTelemetry:
 NO_TELEMETRY: Telemetry = NoTelemetry()
 
 
+class TelemetryRelay:
+    """Passes everything on to `target`, which can be set after the parts holding the relay were
+    built (the app's metrics are made after the service); nothing until then."""
+
+    def __init__(self) -> None:
+        self.target: Telemetry = NO_TELEMETRY
+
+    def stage(self, name: str, seconds: float) -> None:
+        self.target.stage(name, seconds)
+
+    def answered(self, answer: Answer) -> None:
+        self.target.answered(answer)
+
+    def ingested(self, report: IngestReport, seconds: float) -> None:
+        self.target.ingested(report, seconds)
+
+
 @contextmanager
 def timed(telemetry: Telemetry, stage: str) -> Iterator[None]:
     """Report the block's wall time as `stage` (also when it raises)."""

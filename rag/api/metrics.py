@@ -1,24 +1,20 @@
-"""`GET /metrics`: what an operator watches, in Prometheus' text format (prometheus_client).
+"""What an operator watches, in Prometheus' text format (prometheus_client).
 
 HTTP requests by route and status (count and latency), requests in flight, rejections by the rate
 and concurrency limits, time per stage (retrieve, answer, LLM, citation check), answers by backend
 and abstention, LLM fallbacks by reason, ingest runs (articles by outcome, chunks, failures,
 duration), and at each scrape the index's size (articles, chunks, sentences) and generations.
 
-Each app has a registry of its own (no global: tests build many apps in one process). The route
-is readable without a key only from loopback, unless `RAG_METRICS_PUBLIC=1`; otherwise it needs
-an `admin` key, as the service's internals (sizes, error rates) are not every reader's business.
+Each app has a registry of its own (no global: tests build many apps in one process); the route
+is `rag.api.routes.metrics`.
 """
 
 from __future__ import annotations
 
-import ipaddress
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING
 
-from fastapi import APIRouter, Request, Response
 from prometheus_client import (
-    CONTENT_TYPE_LATEST,
     CollectorRegistry,
     Counter,
     Gauge,
@@ -29,7 +25,6 @@ from prometheus_client import (
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-from rag.api.auth import require_scope
 from rag.errors import RagError
 from rag.types import Answer, IngestReport
 
@@ -147,32 +142,3 @@ class _IndexCollector(Collector):
             family = GaugeMetricFamily(name, text)
             family.add_metric([], value)
             yield family
-
-
-router = APIRouter()
-
-
-def _is_loopback(host: str | None) -> bool:
-    try:
-        return host is not None and ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
-_admin = require_scope("admin")
-
-
-@router.get("/metrics", include_in_schema=True, response_class=Response,
-            responses={200: {"content": {"text/plain": {}}, "description": "Prometheus text format"}})
-async def metrics(request: Request) -> Response:
-    if not (request.app.state.settings.metrics_public or _is_loopback(request.client and request.client.host)):
-        await _admin(request, _bearer(request), request.headers.get("x-api-key"))
-    return Response(request.app.state.metrics.exposition(), media_type=CONTENT_TYPE_LATEST)
-
-
-def _bearer(request: Request):
-    from fastapi.security import HTTPAuthorizationCredentials
-
-    scheme, _, token = request.headers.get("authorization", "").partition(" ")
-    return HTTPAuthorizationCredentials(scheme=scheme, credentials=token) if scheme.lower() == "bearer" and token \
-        else None

@@ -1,4 +1,4 @@
-"""Request ids, one log line per request, request metrics, and the probes load balancers use.
+"""Request ids, one log line per request, and request metrics.
 
 Every response carries `X-Request-ID`: the caller's own when it sent a sane one (up to 128
 characters of letters, digits and `-_.:`), else a new one. Each request is logged once when it
@@ -7,10 +7,7 @@ ends, on the `rag.access` logger: request id, method, route, status, duration, t
 written while a request is served carries its id too. `RAG_LOG_FORMAT=json` writes one JSON object
 per line (for a log shipper); the default is plain text for a terminal.
 
-Probes: `/health/live` answers 200 while the process serves at all (a liveness probe restarts it
-otherwise); `/health/ready` answers 200 only when the index is loaded, the docstore answers and the
-model has embedded once (a readiness probe takes the replica out of the pool otherwise, 503).
-Neither is refused by the concurrency limit or the request timeout.
+The probes (`rag.api.routes.health`) are never refused by the concurrency limit or the timeout.
 """
 
 from __future__ import annotations
@@ -20,17 +17,13 @@ import json
 import logging
 import re
 import sys
-import threading
 import time
 import uuid
 from datetime import UTC, datetime
 
-from fastapi import APIRouter, Request
-from fastapi.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from rag.api.metrics import Metrics
-from rag.errors import RagError
 from rag.types import Answer, IngestReport
 
 HEALTH_PATHS = ("/health", "/health/live", "/health/ready")
@@ -192,38 +185,3 @@ def configure_logging(log_format: str, level: int = logging.INFO) -> None:
     for name in ("uvicorn", "uvicorn.error"):
         logging.getLogger(name).handlers[:] = []
         logging.getLogger(name).propagate = True
-
-
-# -- probes --------------------------------------------------------------------------------------
-router = APIRouter()
-
-
-@router.get("/health/live", include_in_schema=True)
-def live() -> dict:
-    return {"status": "live"}
-
-
-_warm_lock = threading.Lock()
-
-
-@router.get("/health/ready", responses={503: {"description": "Not ready: the reason is in `detail`"}})
-def ready(request: Request) -> JSONResponse:
-    holder = request.app.state.holder
-    if holder.service is None:
-        return _not_ready(holder.error or "the index is still loading")
-    service = holder.service
-    try:
-        service.store.docstore.generation()
-    except RagError as error:
-        return _not_ready(str(error))
-    state = request.app.state
-    if not getattr(state, "model_warm", False):
-        with _warm_lock:  # the first probe runs the model once, so the first question is not slow
-            if not getattr(state, "model_warm", False):
-                service.embedder.embed(["warm up"])
-                state.model_warm = True
-    return JSONResponse({"status": "ready", "index_generation": service.store.indexes().generation})
-
-
-def _not_ready(reason: str) -> JSONResponse:
-    return JSONResponse({"status": "not ready", "detail": reason}, status_code=503, headers={"Retry-After": "5"})

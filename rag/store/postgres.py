@@ -27,8 +27,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import numpy as np
 
-from rag.errors import ArticleNotFound, DocstoreUnavailable, IndexMismatch
-from rag.store import WriterBusy  # the package is initialised first; it never imports this module
+from rag.errors import ArticleNotFound, DocstoreUnavailable, IndexMismatch, WriterBusy
 from rag.store.docstore import Embedded, _holding_chunks
 from rag.types import Article, Filters, Passage, Span
 

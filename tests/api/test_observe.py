@@ -14,7 +14,7 @@ from fastapi.testclient import TestClient
 from rag.api.app import create_app
 from rag.api.metrics import fallback_kind
 from rag.api.observe import JsonFormatter, TextFormatter, _RequestIdFilter
-from tests.conftest import live_server
+from tests.support.servers import live_server
 
 ADMIN = "an-admin-key-of-some-length"
 READER = "a-reader-key-of-some-length"

@@ -26,8 +26,8 @@ import httpx
 import psycopg
 import pytest
 
-from tests.conftest import BBC_SUBSET, ROOT
 from tests.support.netns import hosts_network
+from tests.support.paths import BBC_SUBSET, ROOT
 from tests.support.postgres import PostgresServer
 
 pytestmark = pytest.mark.slow

@@ -11,9 +11,9 @@ import psycopg
 import pytest
 
 from rag.chunking import Chunker
-from rag.errors import DocstoreUnavailable, IndexMismatch
+from rag.errors import DocstoreUnavailable, IndexMismatch, WriterBusy
 from rag.indexer import embedded, sentences_of
-from rag.store import Store, WriterBusy
+from rag.store import Store
 from rag.store.postgres import SCHEMA_VERSION, PostgresDocstore, redacted
 from rag.types import Article
 
