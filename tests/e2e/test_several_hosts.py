@@ -215,7 +215,11 @@ def test_replicas_on_several_hosts_share_postgresql(cluster, tmp_path):
     time.sleep(4)
     down_at = time.monotonic()
     postgres.stop()
-    time.sleep(3)
+    time.sleep(1)
+    with httpx.Client(timeout=10) as probe:  # what a load balancer sees of a replica meanwhile
+        ready_while_down = probe.get(urls["replica-2"] + "/health/ready")
+        live_while_down = probe.get(urls["replica-2"] + "/health/live")
+    time.sleep(2)
     postgres.start()
     up_at = time.monotonic()
     time.sleep(8)
@@ -223,6 +227,9 @@ def test_replicas_on_several_hosts_share_postgresql(cluster, tmp_path):
     for thread in threads:
         thread.join(60)
 
+    assert ready_while_down.status_code == 503 and "cannot be reached" in ready_while_down.json()["detail"]
+    assert live_while_down.status_code == 200
+    assert httpx.get(urls["replica-2"] + "/health/ready", timeout=10).status_code == 200
     reads = [(o.at, o.status, o.retry_after) for o in log.outcomes]
     every = reads + write_statuses
     assert all(status is not None for _, status, _ in every)  # the API itself never went away
