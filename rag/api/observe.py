@@ -21,6 +21,7 @@ import time
 import uuid
 from datetime import UTC, datetime
 
+from starlette.routing import compile_path
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from rag.api.metrics import Metrics
@@ -72,6 +73,20 @@ class Observe:
     def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
         self.app = app
         self.metrics = metrics
+        self._templates: list[tuple[re.Pattern, str]] | None = None  # the API's paths, read once
+
+    def _route_of(self, scope: Scope) -> str:
+        """The route's template (`/articles/{article_id}`), so the metric's labels stay few; for a
+        request refused before routing (a limit), the template its path would have reached."""
+        path = getattr(scope.get("route"), "path", None)
+        if isinstance(path, str):
+            return path
+        app = scope.get("app")
+        if app is None or not hasattr(app, "openapi"):
+            return "unmatched"
+        if self._templates is None:
+            self._templates = [(compile_path(template)[0], template) for template in app.openapi()["paths"]]
+        return next((template for regex, template in self._templates if regex.match(scope["path"])), "unmatched")
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -98,7 +113,7 @@ class Observe:
         finally:
             self.metrics.in_flight.dec()
             seconds = time.perf_counter() - started
-            route = _route_of(scope)
+            route = self._route_of(scope)
             self.metrics.request_done(route, scope["method"], status, seconds)
             if status == 429:
                 self.metrics.rejections.labels("rate_limit").inc()
@@ -127,13 +142,6 @@ class Admitted:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         scope["rag.admitted"] = True
         await self.app(scope, receive, send)
-
-
-def _route_of(scope: Scope) -> str:
-    """The route's template (`/articles/{article_id}`), so the metric's labels stay few."""
-    route = scope.get("route")
-    path = getattr(route, "path", None)
-    return path if isinstance(path, str) else "unmatched"
 
 
 # -- logs ----------------------------------------------------------------------------------------

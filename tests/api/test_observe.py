@@ -7,6 +7,8 @@ import io
 import json
 import logging
 import re
+import time
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from fastapi.testclient import TestClient
@@ -103,6 +105,29 @@ def test_rate_limit_refusals_are_counted(bbc_service):
     assert statuses == [200, 200, 429]
     assert _value(text, "rag_rejections_total", reason="rate_limit") == 1
     assert _value(text, "rag_rejections_total", reason="concurrency") == 0
+
+
+def test_concurrency_refusals_are_counted_and_spare_the_probes(bbc_service):
+    """One slot, held by a write waiting for the writer lock (held here): the next request is
+    refused (503) and counted as a concurrency refusal; the probes still answer."""
+    settings = bbc_service.settings.model_copy(update={"max_concurrent_requests": 1})
+    question = {"question": "Who vetoed the resolution?"}
+    with live_server(create_app(settings, bbc_service)) as http, ThreadPoolExecutor(1) as pool:
+        def write():
+            return pool.submit(http.post, "/articles", json={"id": "slow", "title": "Slow", "text": "A bridge reopened."})
+
+        with bbc_service.store.writer():
+            pending = write()
+            deadline = time.monotonic() + 120
+            while (refused := http.post("/ask", json=question)).status_code != 503:
+                assert refused.status_code == 200 and time.monotonic() < deadline
+                if pending.done():  # an /ask had the slot when the write came: send it again
+                    pending = write()
+            assert http.get("/health/live").status_code == 200 and http.get("/health/ready").status_code == 200
+        assert pending.result().status_code in (200, 503)
+        text = http.get("/metrics").text
+    assert _value(text, "rag_rejections_total", reason="concurrency") >= 1
+    assert _value(text, "rag_http_requests_total", route="/ask", status="503") >= 1  # refused, yet named
 
 
 def test_probes(bbc_service, settings):
