@@ -59,12 +59,12 @@ def main() -> None:
     files = corpus_files(args.corpus)[: args.limit]
     asked = questions(corpus_titles(args.corpus)[: args.limit], args.requests + 10)
     with tempfile.TemporaryDirectory() as work:
-        sqlite = measure("SQLite", offline_env(RAG_INDEX_DIR=f"{work}/sqlite"), files, asked)
+        sqlite = measure("SQLite", offline_env(RAG_INDEX_DIR=f"{work}/sqlite", RAG_RATE_LIMIT_PER_MIN="0"), files, asked)
         server = PostgresServer()
         try:
             server.start()
             url = server.create_database("bench")
-            postgres = measure("PostgreSQL", offline_env(RAG_INDEX_DIR=f"{work}/pg", RAG_DOCSTORE_URL=url),
+            postgres = measure("PostgreSQL", offline_env(RAG_INDEX_DIR=f"{work}/pg", RAG_DOCSTORE_URL=url, RAG_RATE_LIMIT_PER_MIN="0"),
                                files, asked)
         finally:
             server.close()

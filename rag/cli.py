@@ -246,7 +246,7 @@ def serve(ctx: click.Context, host: str | None, port: int | None) -> None:
     except RagError as error:
         raise click.ClickException(str(error)) from error
     if keyring.enabled:
-        say(f"API keys: {len(keyring)} configured; every route but /health needs one")
+        say(f"API keys: {len(keyring)} configured; every route but the health probes needs one")
     elif not _is_loopback(host):
         raise click.ClickException(
             f"refusing to listen on {host} with no API keys configured: anyone who can reach it could "

@@ -136,13 +136,18 @@ def test_probes(bbc_service, settings):
         ready = http.get("/health/ready")
         assert ready.status_code == 200 and ready.json()["status"] == "ready"
         assert http.get("/health").json()["status"] == "ok"  # unchanged meaning
-    # A service still loading (an index folder that does not exist yet is built in the background):
+    # A service that cannot load (no model where it is told to look): never ready, and no longer
+    # live once loading has failed, so that the orchestrator restarts it.
     app = create_app(settings.model_copy(update={"embedding_path": settings.index_dir / "no-model"}))
     with TestClient(app) as client:
-        assert client.get("/health/live").status_code == 200
         not_ready = client.get("/health/ready")
         assert not_ready.status_code == 503 and not_ready.headers["retry-after"] == "5"
         assert not_ready.json()["status"] == "not ready"
+        deadline = time.monotonic() + 60
+        while app.state.holder.error is None and time.monotonic() < deadline:
+            time.sleep(0.1)
+        failed = client.get("/health/live")
+        assert failed.status_code == 503 and "failed to load" in failed.json()["detail"]
 
 
 def test_ingest_is_counted(service):

@@ -1,6 +1,7 @@
 """GET /health: whether the service is loading, failed, or serving, with the index's size; and the
-probes load balancers and Kubernetes use: `/health/live` answers 200 while the process serves at
-all (a liveness probe restarts it otherwise); `/health/ready` answers 200 only when the index is
+probes load balancers and Kubernetes use: `/health/live` answers 200 while the process serves and
+can still become ready (503 once loading the service failed: only a restart helps, which is what a
+liveness probe does); `/health/ready` answers 200 only when the index is
 loaded, the docstore answers and the model has embedded once (a readiness probe takes the replica
 out of the pool otherwise: 503 with the reason)."""
 
@@ -25,9 +26,12 @@ def health(request: Request) -> HealthResponse | JSONResponse:
     return HealthResponse(**holder.service.health())
 
 
-@router.get("/health/live", include_in_schema=True)
-def live() -> dict:
-    return {"status": "live"}
+@router.get("/health/live", responses={503: {"description": "Loading failed: restart the process"}})
+def live(request: Request) -> JSONResponse:
+    error = request.app.state.holder.error
+    if error is not None:
+        return JSONResponse({"status": "failed", "detail": error}, status_code=503)
+    return JSONResponse({"status": "live"})
 
 
 @router.get("/health/ready", responses={503: {"description": "Not ready: the reason is in `detail`"}})
