@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
-.PHONY: install run test bench bench-load bench-crash bench-slow bench-faiss bench-qdrant bench-encoder bench-feeds lint
+.PHONY: install run test bench bench-load bench-crash bench-slow bench-docstore bench-faiss bench-qdrant bench-encoder bench-feeds lint
 
 # axe-core checks the staff page's accessibility in the browser tests (injected by the tests).
 AXE_VERSION := 4.14.1
@@ -27,8 +27,10 @@ $(VENV)/.installed: pyproject.toml
 	# torch 2.13.0 is the CPU wheel pip finds locally; installing it first keeps CUDA packages out.
 	$(BIN)/pip install --quiet torch==2.13.0
 	# [llm]: llama-cpp-python builds llama.cpp from source (~4 min); the tests run it for real.
-	# [qdrant]: qdrant-client, whose embedded mode the tests use.
-	$(BIN)/pip install --quiet -e '.[test,llm,qdrant]'
+	# [qdrant]: qdrant-client, whose embedded mode the tests use. [postgres]: psycopg and its pool;
+	# the tests start a real PostgreSQL server from Debian's binaries, installed here if missing.
+	$(BIN)/pip install --quiet -e '.[test,llm,qdrant,postgres]'
+	ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || (apt-get update -q && apt-get install -y -q postgresql)
 	touch $@
 
 run: install
@@ -57,6 +59,11 @@ bench-crash: install
 # An authorised client's p50 idle and while 32 keyless sockets trickle bodies (BENCH_ARGS='--open': no keys).
 bench-slow: install
 	$(BIN)/python bench/slow_clients.py $(BENCH_ARGS)
+
+# SQLite against PostgreSQL as the docstore: ingest, /ask and /search p50/p95 (LIMIT files, same run).
+LIMIT ?= 400
+bench-docstore: install
+	$(BIN)/python bench/docstore.py --limit $(LIMIT)
 
 # FAISS kinds over 1M synthetic vectors (N=200000 for a quicker run; REAL=indexes/default adds a
 # built index's sentences, its titles as questions); ~30 minutes at 1M, most of it building HNSW.

@@ -4,6 +4,7 @@ become messages only here."""
 from __future__ import annotations
 
 import json
+import logging
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -29,7 +30,7 @@ def _service(ctx: click.Context, create: bool = False):
 
     if "service" not in ctx.obj:
         index_dir = _settings(ctx).index_dir
-        if not create and not (index_dir / "docstore.sqlite").exists():
+        if not create and _settings(ctx).docstore_url is None and not (index_dir / "docstore.sqlite").exists():
             raise click.ClickException(
                 f"no index at {index_dir}: add articles first with `rag ingest PATH`, or name another "
                 "index with --index-dir or RAG_INDEX_DIR")
@@ -334,25 +335,29 @@ def serve(ctx: click.Context, host: str | None, port: int | None) -> None:
 
     from rag.api.app import create_app
     from rag.api.auth import KeyRing
+    from rag.api.observe import configure_logging
 
     settings = _settings(ctx)
     host = host or settings.host
+    configure_logging(settings.log_format)  # from here on every line is a log record (JSON if asked)
+    say = logging.getLogger("rag.serve").info
     try:
         keyring = KeyRing.from_settings(settings)
     except RagError as error:
         raise click.ClickException(str(error)) from error
     if keyring.enabled:
-        click.echo(f"API keys: {len(keyring)} configured; every route but /health needs one", err=True)
+        say(f"API keys: {len(keyring)} configured; every route but the health probes needs one")
     elif not _is_loopback(host):
         raise click.ClickException(
             f"refusing to listen on {host} with no API keys configured: anyone who can reach it could "
             "read and change the index. Set RAG_API_KEYS (or RAG_API_KEYS_FILE), or serve on 127.0.0.1")
     else:
-        click.echo(f"no API keys configured: open to every local user of this machine, on {host} only", err=True)
+        say(f"no API keys configured: open to every local user of this machine, on {host} only")
     service = _service(ctx, create=True)  # load before binding, so a bad index fails here with a clear message
     app = create_app(settings, service)
+    # Our access line (rag.access: request id, route, status, duration, key label) replaces uvicorn's.
     uvicorn.run(app, host=host, port=port if port is not None else settings.port,
-                log_level="info")
+                log_level="info", log_config=None, access_log=False)
 
 
 def _is_loopback(host: str) -> bool:
@@ -374,12 +379,12 @@ def check(ctx: click.Context) -> None:
     from rag.store import QdrantTarget, Store
 
     settings = _settings(ctx)
-    if not (settings.index_dir / "docstore.sqlite").exists():
+    if settings.docstore_url is None and not (settings.index_dir / "docstore.sqlite").exists():
         raise click.ClickException(f"no index at {settings.index_dir}")
     try:
         # No model needed: the dimension is the one the docstore was built with.
         store = Store.open_existing(settings.index_dir, embedder_name(settings), settings.faiss_index,
-                                    QdrantTarget.from_settings(settings))
+                                    QdrantTarget.from_settings(settings), settings.docstore_dsn())
     except RagError as error:
         raise click.ClickException(str(error)) from error
     try:
@@ -434,6 +439,34 @@ def feedback_export(ctx: click.Context, since: date | None, output: Path | None)
 
         write_durably(output, lines.encode())
         click.echo(f"{len(rows)} feedback records written to {output}", err=True)
+
+
+@main.group(name="db")
+def db_group() -> None:
+    """The PostgreSQL docstore (RAG_DOCSTORE_URL): its schema."""
+
+
+@db_group.command(name="upgrade")
+@click.pass_context
+def db_upgrade(ctx: click.Context) -> None:
+    """Create the docstore's tables or migrate them to this version's schema (every replica also
+    does it on start; run it first when rolling out a new version)."""
+    from rag.store import open_docstore
+
+    settings = _settings(ctx)
+    if settings.docstore_url is None:
+        raise click.ClickException("RAG_DOCSTORE_URL is not set: the SQLite docstore in RAG_INDEX_DIR "
+                                   "migrates itself when opened")
+    try:
+        docstore = open_docstore(settings.index_dir, settings.docstore_dsn())
+    except RagError as error:
+        raise click.ClickException(str(error)) from error
+    try:
+        done = f"applied migration(s) {', '.join(map(str, docstore.applied))}" if docstore.applied \
+            else "nothing to apply"
+        click.echo(f"{docstore.name}: {done}; schema version {docstore.schema_version()}")
+    finally:
+        docstore.close()
 
 
 @main.group(name="eval")

@@ -66,6 +66,10 @@ class Settings(BaseSettings):
     qdrant_collection: str | None = Field(
         None, description="Collection name (default: rag_<index folder name>); one per index")
     qdrant_api_key: SecretStr | None = Field(None, description="API key of the Qdrant server (RAG_QDRANT_URL)")
+    # Replicas on several hosts share the docstore in PostgreSQL; unset, it is SQLite in index_dir.
+    docstore_url: SecretStr | None = Field(
+        None, description="PostgreSQL docstore, e.g. postgresql://rag:PASSWORD@db:5432/rag (unset: SQLite in "
+                          "RAG_INDEX_DIR); its schema is created and migrated by the service")
     candidates: int = Field(100, ge=1, le=1000, description="Hits each retriever contributes to fusion")
     dense_weight: float = Field(
         0.7, ge=0.0, le=1.0,
@@ -152,8 +156,17 @@ class Settings(BaseSettings):
         1.0, ge=0, le=600, description="Least time between two requests to one host (politeness)")
     feed_max_items: int = Field(1000, ge=1, le=100_000, description="Items read from one feed or sitemap at most")
     poll_sources: bool = Field(True, description="Whether `rag serve` polls the sources in the background")
+    metrics_public: bool = Field(
+        False, description="Serve /metrics to anyone; otherwise without a key only to loopback, else to 'admin' keys")
+    log_format: Literal["text", "json"] = Field(
+        "text", description="Logs as plain text (a terminal) or one JSON object per line (a log shipper)")
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=0, le=65535)
+
+    def docstore_dsn(self) -> str | None:
+        """The PostgreSQL docstore's URL (a secret: it may hold a password), or None for SQLite."""
+        url = self.docstore_url  # a plain str when set by model_copy(update=...), as tests do
+        return url.get_secret_value() if isinstance(url, SecretStr) else url
 
     @classmethod
     def from_environment(cls) -> Settings:

@@ -64,3 +64,8 @@ class WriterBusy(RagError):
 
 class EncoderExportError(RagError):
     """An ONNX export of the encoder is missing, corrupt, or does not agree with the torch model."""
+
+
+class DocstoreUnavailable(RagError):
+    """The docstore's database server cannot be reached (restarting, network down); nothing was
+    written. Retry shortly (HTTP 503 + Retry-After)."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -29,6 +30,7 @@ from rag.ingest.fetch.crawl import Reader
 from rag.ingest.fetch.poller import BATCH, Poller, new_source
 from rag.retrieval import Retriever
 from rag.store import QdrantTarget, Store
+from rag.telemetry import Telemetry, TelemetryRelay, timed
 from rag.types import (
     NO_FILTERS,
     Answer,
@@ -60,6 +62,8 @@ class Service:
     briefer: Briefer
     llm: LLM | None = None  # rewrites chat follow-ups; None: the offline rewrite
     reader: Reader | None = None  # URLs → articles, through the SSRF-safe fetcher
+    # Stage times, answers and ingest runs go here; the app points it at its metrics (`observe`).
+    telemetry: TelemetryRelay = field(default_factory=TelemetryRelay)
     chats: Chat = field(init=False)
 
     def __post_init__(self) -> None:
@@ -93,18 +97,36 @@ class Service:
         return Poller(self.store.docstore, self.reader, lambda items: self.ingest(items),
                       batch=min(self.settings.ingest_batch_size, BATCH))
 
+    def observe(self, telemetry: Telemetry) -> None:
+        """Report to `telemetry` from now on (the app does, with its metrics)."""
+        self.telemetry.target = telemetry
+
     def ask(self, question: str, top_k: int | None = None, filters: Filters = NO_FILTERS) -> Answer:
         question = self._check_question(question)
-        passages = self.retriever.search(question, top_k or self.settings.top_k, filters)
-        return self.answerer.answer(question, passages)
+        with timed(self.telemetry, "retrieve"):
+            passages = self.retriever.search(question, top_k or self.settings.top_k, filters)
+        with timed(self.telemetry, "answer"):
+            answer = self.answerer.answer(question, passages)
+        self.telemetry.answered(answer)
+        return answer
 
     def ask_stream(self, question: str, top_k: int | None = None,
                    filters: Filters = NO_FILTERS) -> Iterator[str | Answer]:
         """Checks the question and retrieves now (errors surface before any streaming); the
         iterator then yields the answer's text as it is written, and the checked `Answer` last."""
         question = self._check_question(question)
-        passages = self.retriever.search(question, top_k or self.settings.top_k, filters)
-        return self.answerer.stream(question, passages)
+        with timed(self.telemetry, "retrieve"):
+            passages = self.retriever.search(question, top_k or self.settings.top_k, filters)
+        return self._reported(self.answerer.stream(question, passages))
+
+    def _reported(self, events: Iterator[str | Answer]) -> Iterator[str | Answer]:
+        """`events`, with the time to the checked answer and the answer itself reported."""
+        started = time.perf_counter()
+        for event in events:
+            if isinstance(event, Answer):
+                self.telemetry.stage("answer", time.perf_counter() - started)
+                self.telemetry.answered(event)
+            yield event
 
     def search(self, query: str, top_k: int | None = None, filters: Filters = NO_FILTERS) -> list[Passage]:
         return self.retriever.search(self._check_question(query, "query"), top_k or self.settings.top_k, filters)
@@ -121,7 +143,10 @@ class Service:
         return self.chats.reply(turns, top_k, filters)
 
     def ingest(self, items: Iterable[Article | IngestFailure], lock_timeout: float | None = None) -> IngestReport:
-        return self.indexer.add(items, lock_timeout=lock_timeout)
+        started = time.perf_counter()
+        report = self.indexer.add(items, lock_timeout=lock_timeout)
+        self.telemetry.ingested(report, time.perf_counter() - started)
+        return report
 
     def delete(self, article_id: str, lock_timeout: float | None = None) -> None:
         self.indexer.delete(article_id, lock_timeout=lock_timeout)
@@ -184,7 +209,7 @@ def build_service(settings: Settings, embedder: Embedder | None = None,
     embedder = embedder or build_embedder(settings)
     backend = build_backend(settings)  # before the store opens: a bad setting leaves nothing open
     store = Store(settings.index_dir, embedder.name, embedder.dimension, settings.faiss_index,
-                  QdrantTarget.from_settings(settings))
+                  QdrantTarget.from_settings(settings), settings.docstore_dsn())
     chunker = Chunker(budget=settings.chunk_tokens, overlap=settings.chunk_overlap_tokens)
     # Question-time code reads the sentence vectors ingest stored; only the question is embedded.
     stored = CachedEmbedder(embedder, store.docstore.cached_vectors)
@@ -196,12 +221,13 @@ def build_service(settings: Settings, embedder: Embedder | None = None,
     extractive = ExtractiveAnswerer.with_model(stored, pieces, settings.answerer_model, settings.abstention)
     support = SupportScorer(stored, settings.support_threshold)
     answerer: Answerer = extractive
+    telemetry = TelemetryRelay()
     if backend is not None:
         answerer = LLMAnswerer(
             backend.llm, backend.name, support, extractive,
             timeout_s=settings.llm_timeout_s, retries=settings.llm_retries,
             context_tokens=settings.llm_context_tokens, retryable=backend.retryable,
-            not_retryable=backend.not_retryable, serialize=backend.serialize,
+            not_retryable=backend.not_retryable, serialize=backend.serialize, telemetry=telemetry,
         )
     indexer = Indexer(chunker, embedder, store, batch_size=settings.ingest_batch_size)
     try:  # an index from before sentence vectors gets them now, unless an ingest run is at it
@@ -220,4 +246,5 @@ def build_service(settings: Settings, embedder: Embedder | None = None,
                         settings.brief_max_articles),
         llm=llm,
         reader=Reader(Fetcher(FetchPolicy.from_settings(settings)), settings.feed_max_items),
+        telemetry=telemetry,
     )

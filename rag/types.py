@@ -162,6 +162,7 @@ class IngestReport:
     unchanged: list[str] = field(default_factory=list)
     failed: list[IngestFailure] = field(default_factory=list)
     deleted: list[str] = field(default_factory=list)
+    chunks: int = 0  # chunks stored for the articles ingested
 
     @property
     def ok(self) -> bool:

@@ -18,6 +18,7 @@ from rag.config import Settings
 from rag.embedding.torch_encoder import SentenceTransformerEmbedder
 from rag.service import Service, build_service
 from tests.support.paths import BBC_SUBSET, SEED_ARTICLE
+from tests.support.postgres import PostgresServer, running_postgres
 
 
 @pytest.fixture(scope="session")
@@ -83,3 +84,11 @@ def bbc_service(bbc_index_dir: Path, tmp_path: Path, embedder, pieces) -> Iterat
     svc = build_service(Settings(index_dir=folder), embedder, pieces)
     yield svc
     svc.close()
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[PostgresServer]:
+    """A real PostgreSQL server (Debian's binaries) on loopback, started once, for the tests that
+    ask for it; each makes its own database with `create_database`."""
+    with running_postgres() as server:
+        yield server

@@ -18,6 +18,7 @@ from rag.answer import Answerer
 from rag.answer.citations import SupportScorer, claims, sentence_texts
 from rag.errors import LLMFailed
 from rag.prompts import load_prompt
+from rag.telemetry import NO_TELEMETRY, Telemetry, timed
 from rag.text.markers import PARTIAL_MARKER, drop_unknown_markers
 from rag.text.tokens import count_tokens
 from rag.types import Answer, Citation, Passage, SentenceCheck, Span
@@ -113,7 +114,8 @@ class LLMAnswerer:
     def __init__(self, llm, backend: str, support: SupportScorer, fallback: Answerer, *,
                  timeout_s: float, retries: int, context_tokens: int,
                  retryable: tuple[type[BaseException], ...] = (),
-                 not_retryable: tuple[type[BaseException], ...] = (), serialize: bool = False) -> None:
+                 not_retryable: tuple[type[BaseException], ...] = (), serialize: bool = False,
+                 telemetry: Telemetry = NO_TELEMETRY) -> None:
         self.llm = llm
         self.backend = backend
         self.support = support
@@ -129,6 +131,7 @@ class LLMAnswerer:
         # that hung calls never delay the answer that replaces them.
         self._pool = ThreadPoolExecutor(max_workers=32, thread_name_prefix=f"rag-llm-{backend}")
         self._fallbacks = ThreadPoolExecutor(max_workers=4, thread_name_prefix="rag-llm-fallback")
+        self.telemetry = telemetry  # the LLM's and the citation check's times
 
     # -- public -----------------------------------------------------------------------------------
     def answer(self, question: str, passages: list[Passage]) -> Answer:
@@ -152,6 +155,7 @@ class LLMAnswerer:
         # The fallback is worked out while the LLM writes, so a failure at the deadline answers at once.
         fallback = self._fallbacks.submit(self.fallback.answer, question, passages)
         marks = MarkerFilter(len(prompt.passages))
+        started = time.perf_counter()
         try:
             # An in-process model streams even when the caller does not: a stream can be stopped at
             # the deadline, a single call would run on to its last token.
@@ -163,12 +167,16 @@ class LLMAnswerer:
             else:
                 marks.feed(self._reply(prompt, deadline))
         except LLMFailed as error:
+            self.telemetry.stage("llm", time.perf_counter() - started)
             yield _with_reason(fallback.result(), str(error))
             return
+        self.telemetry.stage("llm", time.perf_counter() - started)
         rest = marks.flush()
         if rest and tokens:
             yield rest
-        yield self._check(prompt, marks.raw, fallback)
+        with timed(self.telemetry, "citation_check"):
+            checked = self._check(prompt, marks.raw, fallback)
+        yield checked
 
     def close(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)

@@ -14,12 +14,15 @@ from rag.api.access_log import redact_access_log
 from rag.api.auth import Authenticate, KeyRing
 from rag.api.errors import add_error_handlers
 from rag.api.limits import ConcurrencyLimit, RateLimiter, ReadBody, RequestTimeout
+from rag.api.metrics import Metrics
+from rag.api.observe import HEALTH_PATHS, Admitted, Observe, RequestTelemetry
 from rag.api.routes import (
     articles,
     ask,
     briefings,
     feedback,
     health,
+    metrics,
     openai_compat,
     page,
     slack,
@@ -42,6 +45,7 @@ class ServiceHolder:
         self.error: str | None = None
         self.poll = poll
         self.poller: Poller | None = None
+        self.telemetry: RequestTelemetry | None = None  # handed to the service once it is there
 
     def get(self) -> Service:
         if self.service is not None:
@@ -56,6 +60,8 @@ class ServiceHolder:
             self.error = f"the service failed to load: {error}"
 
     def serve(self, service: Service) -> None:
+        if self.telemetry is not None:
+            service.observe(self.telemetry)
         self.service = service
         if self.poll:
             self.poller = service.poller().start()
@@ -72,6 +78,8 @@ def create_app(settings: Settings | None = None, service: Service | None = None)
     settings = settings or Settings.from_environment()
     keyring = KeyRing.from_settings(settings)
     holder = ServiceHolder(poll=settings.poll_sources)
+    app_metrics = Metrics(lambda: holder.service)
+    holder.telemetry = RequestTelemetry(app_metrics)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -94,19 +102,22 @@ def create_app(settings: Settings | None = None, service: Service | None = None)
     app.state.holder = holder
     app.state.settings = settings
     app.state.keyring = keyring
-    for routes in (health, ask, articles, sources, briefings, openai_compat, slack, feedback, page):
+    app.state.metrics = app_metrics
+    for routes in (health, ask, articles, sources, briefings, openai_compat, slack, feedback, page, metrics):
         app.include_router(routes.router)
     app.mount("/static", StaticFiles(directory=page.STATIC), name="static")
     _document_limits(app, settings)
     docs = frozenset(p for p in (app.openapi_url, app.docs_url, app.redoc_url,
                                  app.swagger_ui_oauth2_redirect_url) if p)
     public_docs = settings.public_docs if settings.public_docs is not None else not keyring.enabled
-    # The last added runs first. Authentication comes before everything, from the headers alone;
-    # the body is read before a concurrency slot is taken (slots are for work, not for waiting on
-    # a client's network); the timeout wraps the concurrency limit, so that work it abandons keeps
-    # its slot until it really ends.
-    app.add_middleware(ConcurrencyLimit, max_requests=settings.max_concurrent_requests)
-    app.add_middleware(RequestTimeout, seconds=settings.request_timeout_s)
+    # The last added runs first. Observe sees every answer, refusals too; authentication comes
+    # before everything else, from the headers alone; the body is read before a concurrency slot
+    # is taken (slots are for work, not for waiting on a client's network); the timeout wraps the
+    # concurrency limit, so that work it abandons keeps its slot until it really ends; health
+    # probes pass both, so a busy replica still answers its load balancer.
+    app.add_middleware(Admitted)
+    app.add_middleware(ConcurrencyLimit, max_requests=settings.max_concurrent_requests, exempt=HEALTH_PATHS)
+    app.add_middleware(RequestTimeout, seconds=settings.request_timeout_s, exempt=HEALTH_PATHS)
     app.add_middleware(ReadBody, max_bytes=settings.max_request_bytes, timeout_s=settings.body_timeout_s)
     # Budgets are per API key: with no keys there is no identity to key them on (every client of
     # a loopback-only server comes from 127.0.0.1), so there are none; the concurrency limit
@@ -115,6 +126,7 @@ def create_app(settings: Settings | None = None, service: Service | None = None)
                        rate_limiter=RateLimiter(settings.rate_limit_per_min),
                        failures=RateLimiter(settings.auth_failures_per_min),
                        private_paths=frozenset() if public_docs else docs)
+    app.add_middleware(Observe, metrics=app_metrics)
     add_error_handlers(app)
 
     return app

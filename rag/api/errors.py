@@ -11,6 +11,7 @@ from fastapi.responses import JSONResponse
 from rag.errors import (
     ArticleNotFound,
     BadSettings,
+    DocstoreUnavailable,
     EncoderExportError,
     FetchFailed,
     FetchRefused,
@@ -33,6 +34,8 @@ STATUS: dict[type[RagError], int] = {
     IndexMismatch: 503,
     IndexNotReady: 503,
     WriterBusy: 503,
+    # The docstore's server is restarting or out of reach: retry once it is back.
+    DocstoreUnavailable: 503,
     # A model export that fails its check leaves the service unable to embed: unavailable, with
     # the reason, until an operator acts (a retry alone will not help, but 503 is what it is).
     EncoderExportError: 503,
