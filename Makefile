@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
-.PHONY: install run test bench bench-load bench-crash bench-faiss bench-qdrant bench-encoder lint
+.PHONY: install run test bench bench-load bench-crash bench-faiss bench-qdrant bench-encoder bench-encoder-isa lint
 
 install: $(VENV)/.installed
 
@@ -56,6 +56,11 @@ bench-qdrant: install
 ARTICLES ?= 300
 bench-encoder: install
 	$(BIN)/python bench/encoder.py --articles $(ARTICLES)
+
+# Every encoder candidate under this CPU's own instruction set and under AVX2 only (an AMD EPYC Zen 3's),
+# rounds alternating; needs gcc and a CPU with the cpuid_fault flag (bench/isa/cpuid_mask.c says why).
+bench-encoder-isa: $(VENV)/.bench-installed
+	$(BIN)/python bench/encoder_isa.py --articles $(ARTICLES)
 
 lint: install
 	$(BIN)/ruff check rag tests bench

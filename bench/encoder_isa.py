@@ -256,7 +256,7 @@ def worker(args) -> None:
         encoder = encoders[name]
         if command.get("kind") == "query":
             times = []
-            for n in range(command.get("repeats", 70)):
+            for n in range(command.get("repeats", 40)):
                 started = time.perf_counter()
                 encoder.embed([QUERIES[n % len(QUERIES)]])
                 times.append((time.perf_counter() - started) * 1000)
@@ -319,6 +319,34 @@ class Worker:
         except (BrokenPipeError, SystemExit, json.JSONDecodeError):
             pass
         self.proc.wait(timeout=60)
+
+
+def print_table(workers, names, results, args, cpu, done_rounds) -> None:
+    cpu_after = cpu_summary()
+    print(f"load before {cpu['load']}, after {cpu_after['load']}")
+    print(f"threads per runtime: {args.threads}; {done_rounds} of {args.rounds} rounds, ratios are medians of per-round ratios")
+    print("\n| ISA | encoder | word pieces/s (median) | × torch (same ISA) | × ort-fp32 (same ISA) | "
+          "× torch native | CPU-time × torch native | query p50 ms | p95 ms | cos mean | cos min |")
+    print("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+    native_torch = results.get(("native", "torch"))
+    for w in workers:
+        pieces = w.info["pieces"]
+        torch_s = results[(w.isa, "torch")]["seconds"]
+        for name in names:
+            r = results[(w.isa, name)]
+            if name in w.info["failed"]:
+                print(f"| {w.isa} | {name} | failed | | | | | | | | |")
+                continue
+            ratio = statistics.median(t / s for t, s in zip(torch_s, r["seconds"]))
+            ort_s = results.get((w.isa, "ort-fp32"), {}).get("seconds") or [float("nan")] * len(r["seconds"])
+            vs_ort = statistics.median(t / s for t, s in zip(ort_s, r["seconds"]))
+            vs_native = (statistics.median(t / s for t, s in zip(native_torch["seconds"], r["seconds"]))
+                         if native_torch else float("nan"))
+            cpu_ratio = (statistics.median(t / s for t, s in zip(native_torch["cpu"], r["cpu"]))
+                         if native_torch else float("nan"))
+            print(f"| {w.isa} | {name} | {pieces / statistics.median(r['seconds']):,.0f} | {ratio:.2f} | "
+                  f"{vs_ort:.2f} | {vs_native:.2f} | {cpu_ratio:.2f} | {statistics.median(r['p50']):.1f} | {statistics.median(r['p95']):.1f} | "
+                  f"{r.get('cos_mean', 1.0):.6f} | {r.get('cos_min', 1.0):.6f} |")
 
 
 def main() -> None:
@@ -385,29 +413,7 @@ def main() -> None:
                         results[(w.isa, name)]["p95"].append(q["p95"])
                         print(f"round {round_ + 1} [{w.isa}] {name}: {r['seconds']:.2f} s, query p50 {q['p50']:.1f} ms",
                               file=sys.stderr, flush=True)
-            cpu_after = cpu_summary()
-            print(f"load before {cpu['load']}, after {cpu_after['load']}")
-            print(f"threads per runtime: {args.threads}; {args.rounds} rounds, ratios are medians of per-round ratios")
-            print("\n| ISA | encoder | word pieces/s (median) | × torch (same ISA) | × torch native | "
-                  "CPU-time × torch native | query p50 ms | p95 ms | cos mean | cos min |")
-            print("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
-            native_torch = results.get(("native", "torch"))
-            for w in workers:
-                pieces = w.info["pieces"]
-                torch_s = results[(w.isa, "torch")]["seconds"]
-                for name in names:
-                    r = results[(w.isa, name)]
-                    if name in w.info["failed"]:
-                        print(f"| {w.isa} | {name} | failed | | | | | | | |")
-                        continue
-                    ratio = statistics.median(t / s for t, s in zip(torch_s, r["seconds"]))
-                    vs_native = (statistics.median(t / s for t, s in zip(native_torch["seconds"], r["seconds"]))
-                                 if native_torch else float("nan"))
-                    cpu_ratio = (statistics.median(t / s for t, s in zip(native_torch["cpu"], r["cpu"]))
-                                 if native_torch else float("nan"))
-                    print(f"| {w.isa} | {name} | {pieces / statistics.median(r['seconds']):,.0f} | {ratio:.2f} | "
-                          f"{vs_native:.2f} | {cpu_ratio:.2f} | {statistics.median(r['p50']):.1f} | {statistics.median(r['p95']):.1f} | "
-                          f"{r.get('cos_mean', 1.0):.6f} | {r.get('cos_min', 1.0):.6f} |")
+                print_table(workers, names, results, args, cpu, round_ + 1)
         finally:
             for w in workers:
                 w.close()
