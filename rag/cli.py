@@ -250,6 +250,7 @@ def serve(ctx: click.Context, host: str | None, port: int | None) -> None:
     else:
         click.echo(f"no API keys configured: open to every local user of this machine, on {host} only", err=True)
     service = _service(ctx, create=True)  # load before binding, so a bad index fails here with a clear message
+    service.warm_up()
     app = create_app(settings, service)
     uvicorn.run(app, host=host, port=port if port is not None else settings.port,
                 log_level="info")
