@@ -37,7 +37,8 @@ BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
 sys.path.insert(0, str(ROOT))
 SHIM_SOURCE = BENCH / "isa" / "cpuid_mask.c"
-ENCODERS = ["torch", "ort-fp32", "ort-opt", "ort-int8", "ov-fp32", "ov-bf16", "ov-int8", "ov-int8-bf16"]
+ENCODERS = ["torch", "ort-fp32", "ort-opt",  # ort-opt: ONNX Runtime on the fused export (RAG_ENCODER=onnx)
+             "ort-int8", "ov-fp32", "ov-bf16", "ov-int8", "ov-int8-bf16"]
 QUERIES = ["Why did the chancellor raise interest rates?", "Who won the Australian Open?",
            "What did Blair say about the election date?", "broadband prices", "Oscar nominations",
            "How many jobs will the car plant cut?", "Which film won best picture at the Baftas?"]
@@ -92,27 +93,32 @@ def sentences(corpus: Path, articles: int, offset: int = 0) -> list[str]:
 
 def build(name: str, cache: Path, calibration: list[str], threads: int):
     """The embedder for candidate `name`; exports are made once into `cache` (shared by workers)."""
-    from rag.embedding import SentenceTransformerEmbedder, bundled_model_path
-    from rag.onnx_encoder import ModelFolder, OnnxEmbedder, export_stem
+    from rag.embedding.export import export_stem
+    from rag.embedding.model import ModelFolder, bundled_model_path
+    from rag.embedding.onnx_encoder import OnnxEmbedder
+    from rag.embedding.torch_encoder import SentenceTransformerEmbedder
 
     folder = ModelFolder.read(bundled_model_path())
     if name == "torch":
         return SentenceTransformerEmbedder("torch")
     fp32 = cache / f"{export_stem(folder, 'fp32')}.onnx"
+    # The tokenising and batching are the product's (an OnnxEmbedder over the fp32 file); only the
+    # forward pass differs per candidate.
     if name == "ort-fp32":
-        return with_forward(OnnxEmbedder.from_file("b", folder, fp32), ort_forward(fp32, threads))
-    if name == "ort-opt":
-        return with_forward(OnnxEmbedder.from_file("b", folder, fp32), ort_forward(optimized(fp32, cache), threads))
+        return with_forward(OnnxEmbedder("b", folder, fp32), ort_forward(fp32, threads))
+    if name == "ort-opt":  # the product's `fused` export (rag.embedding.export._fuse)
+        fused = cache / f"{export_stem(folder, 'fused')}.onnx"
+        return with_forward(OnnxEmbedder("b", folder, fp32), ort_forward(fused, threads))
     if name == "ort-int8":
         int8 = cache / f"{export_stem(folder, 'int8')}.onnx"
-        return with_forward(OnnxEmbedder.from_file("b", folder, int8), ort_forward(int8, threads))
+        return with_forward(OnnxEmbedder("b", folder, fp32), ort_forward(int8, threads))
     if name in ("ov-fp32", "ov-bf16"):
         hint = "f32" if name == "ov-fp32" else "bf16"
-        return with_forward(OnnxEmbedder.from_file("b", folder, fp32), ov_forward(fp32, hint, threads))
+        return with_forward(OnnxEmbedder("b", folder, fp32), ov_forward(fp32, hint, threads))
     if name in ("ov-int8", "ov-int8-bf16"):
         model = nncf_int8(fp32, folder, cache, calibration)
         hint = "f32" if name == "ov-int8" else "bf16"
-        return with_forward(OnnxEmbedder.from_file("b", folder, fp32), ov_forward(model, hint, threads))
+        return with_forward(OnnxEmbedder("b", folder, fp32), ov_forward(model, hint, threads))
     raise SystemExit(f"unknown encoder {name}")
 
 
@@ -138,20 +144,6 @@ def ort_forward(model: Path, threads: int):
     return forward
 
 
-def optimized(fp32: Path, cache: Path) -> Path:
-    """onnxruntime.transformers.optimizer, model_type bert: fused attention, LayerNorm, GELU."""
-    out = cache / (fp32.stem + "-ortopt.onnx")
-    if not out.exists():
-        from onnxruntime.transformers.optimizer import optimize_model
-
-        model = optimize_model(str(fp32), model_type="bert", num_heads=12, hidden_size=384, opt_level=1,
-                               use_gpu=False)
-        print(f"ort optimizer fused: {model.get_fused_operator_statistics()}", file=sys.stderr)
-        model.save_model_to_file(str(out) + ".tmp")
-        os.replace(str(out) + ".tmp", out)
-    return out
-
-
 def ov_forward(model: Path, hint: str, threads: int):
     import openvino
 
@@ -174,9 +166,9 @@ def nncf_int8(fp32: Path, folder, cache: Path, calibration: list[str]) -> Path:
         import nncf
         import openvino
 
-        from rag.onnx_encoder import OnnxEmbedder, length_batches
+        from rag.embedding.onnx_encoder import OnnxEmbedder, length_batches
 
-        tok = OnnxEmbedder.from_file("cal", folder, fp32)
+        tok = OnnxEmbedder("cal", folder, fp32)
         ids = tok.token_ids(calibration)
         order = sorted(range(len(ids)), key=lambda i: len(ids[i]))
         batches = []
@@ -364,7 +356,7 @@ def main() -> None:
     args = parser.parse_args()
     if args.cache is None:
         from rag.config import Settings
-        from rag.onnx_encoder import default_cache_dir
+        from rag.embedding.model import default_cache_dir
 
         args.cache = Settings().encoder_cache or default_cache_dir()
     if args.worker:
@@ -373,12 +365,13 @@ def main() -> None:
     if not args.encoders.startswith("torch"):
         raise SystemExit("--encoders must start with torch (the reference)")
     # The exports the candidates start from, made once here (torch checks them).
-    from rag.embedding import SentenceTransformerEmbedder, bundled_model_path
-    from rag.onnx_encoder import ModelFolder, checked_export
+    from rag.embedding.export import checked_export
+    from rag.embedding.model import ModelFolder, bundled_model_path
+    from rag.embedding.torch_encoder import SentenceTransformerEmbedder
 
     folder = ModelFolder.read(bundled_model_path())
     reference = SentenceTransformerEmbedder("torch")
-    for precision in ("fp32", "int8"):
+    for precision in ("fp32", "fused", "int8"):
         checked_export(folder, precision, args.cache, reference)
     del reference
 

@@ -15,9 +15,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
-from rag.answer.spans import NAME, STOPWORDS, content_terms, key_terms, words
 from rag.errors import InvalidInput
 from rag.prompts import render
+from rag.text.markers import MARKER
+from rag.text.terms import NAME, STOPWORDS, content_terms, key_terms, words
 from rag.types import NO_FILTERS, Answer, Filters
 
 if TYPE_CHECKING:
@@ -40,7 +41,6 @@ _ANAPHORA = re.compile(
     re.IGNORECASE,
 )
 _SOURCES_TAIL = re.compile(r"\n+(?:Sources|\*Sources\*):?\n.*\Z", re.DOTALL)
-_MARKERS = re.compile(r"\s*\[\d+\]")
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,7 +97,7 @@ def needs_context(question: str) -> bool:
 
 def _plain(answer: str) -> str:
     """An assistant message without its sources list and [n] markers."""
-    return _MARKERS.sub("", _SOURCES_TAIL.sub("", answer))
+    return MARKER.sub("", _SOURCES_TAIL.sub("", answer))
 
 
 @dataclass

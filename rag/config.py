@@ -53,7 +53,7 @@ class Settings(BaseSettings):
                               "and twice the speed of 'flat'), exact 'flat', graph 'hnsw' (fast search, deletes "
                               "rebuild it), or compressed 'ivfpq' (~1/20 of the memory, flat until 10,000 chunks "
                               "to train on)")
-    # Past one machine (issue 8): Qdrant instead of FAISS; the docstore stays the truth.
+    # Past one machine: Qdrant instead of FAISS; the docstore stays the truth.
     vector_store: Literal["faiss", "qdrant"] = Field(
         "faiss", description="Where dense vectors are searched: in-process FAISS, or Qdrant (RAG_QDRANT_URL or "
                              "RAG_QDRANT_PATH), kept in step with the docstore")
@@ -78,16 +78,16 @@ class Settings(BaseSettings):
     top_k: int = Field(5, ge=1, le=50, description="Passages an answer draws on")
     answerer_model: str = Field(
         "shipped", description="Learned sentence and span scorers of the extractive answerer: 'shipped' "
-                               "(rag/answer/answerer-model.json), 'none' (hand-set heuristic), or the path of "
+                               "(rag/answer/extractive/answerer-model.json), 'none' (hand-set heuristic), or the path of "
                                "a `rag train answerer` file")
     # Rules by default: the learned decision, fitted to SQuAD 2.0's 54% adversarial unanswerables,
     # maximises SQuAD F1 by answering one answerable question in ten; staff asking about the news
     # they indexed are better served by abstaining when the question's names and numbers are
-    # missing or nothing is close (see the quality issue's note for both operating points).
+    # missing or nothing is close (`rag eval squad` measures both operating points).
     abstention: Literal["rules", "learned"] = Field(
         "rules", description="When the extractive answerer abstains: 'rules' (missing names or numbers, low "
                              "similarity) or 'learned' (the model's SQuAD-calibrated decision)")
-    # The LLM answerer (issue 5): off by default; the extractive answerer is its fallback.
+    # The LLM answerer: off by default; the extractive answerer is its fallback.
     llm_backend: Literal["extractive", "llamacpp", "openai"] = Field(
         "extractive", description="Who writes answers: the extractive reader, a local GGUF, or an "
                                   "OpenAI-compatible server")

@@ -3,26 +3,29 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from rag.answer import Answerer
+from rag.answer.backends import build_backend
 from rag.answer.citations import SupportScorer
-from rag.answer.extractive import ExtractiveAnswerer
+from rag.answer.extractive.answerer import ExtractiveAnswerer
 from rag.answer.llm import LLMAnswerer
-from rag.briefing import Briefer, Briefing, Progress
+from rag.briefing.briefer import Briefer
+from rag.briefing.llm import MapReduce
+from rag.briefing.types import Briefing, Progress
 from rag.chat import Chat, ChatReply, Turn
 from rag.chunking import Chunker
 from rag.config import Settings
-from rag.embedding import Embedder, build_embedder, bundled_model_path
-from rag.embedding_cache import CachedEmbedder
-from rag.errors import InvalidInput
+from rag.embedding import Embedder, build_embedder
+from rag.embedding.cache import CachedEmbedder
+from rag.embedding.model import bundled_model_path
+from rag.embedding.wordpieces import WordPieceVectors
+from rag.errors import InvalidInput, WriterBusy
 from rag.indexer import Indexer
-from rag.llm import build_backend
 from rag.retrieval import Retriever
-from rag.store import QdrantTarget, Store, WriterBusy
+from rag.store import QdrantTarget, Store
 from rag.types import NO_FILTERS, Answer, Article, Filters, IngestFailure, IngestReport, Passage
-from rag.wordpieces import WordPieceVectors
 
 if TYPE_CHECKING:
     from llama_index.core.llms import LLM
@@ -38,9 +41,14 @@ class Service:
     indexer: Indexer
     retriever: Retriever
     answerer: Answerer
-    pieces: WordPieceVectors  # the retriever's and extractive answerer's, for training and cross-validating it
-    # The LLM backend for briefings (map-reduce) and chat (condense prompt); None = offline.
-    llm: LLM | None = None
+    briefer: Briefer
+    llm: LLM | None = None  # rewrites chat follow-ups; None: the offline rewrite
+    chats: Chat = field(init=False)
+
+    def __post_init__(self) -> None:
+        # Chat answers through `ask`, so that an answerer swapped in later (cross-validation
+        # does) answers chat too.
+        self.chats = Chat(self.ask, self.llm, self.settings.max_question_chars)
 
     def ask(self, question: str, top_k: int | None = None, filters: Filters = NO_FILTERS) -> Answer:
         question = self._check_question(question)
@@ -53,9 +61,7 @@ class Service:
         iterator then yields the answer's text as it is written, and the checked `Answer` last."""
         question = self._check_question(question)
         passages = self.retriever.search(question, top_k or self.settings.top_k, filters)
-        if isinstance(self.answerer, LLMAnswerer):
-            return self.answerer.stream(question, passages)
-        return iter([self.answerer.answer(question, passages)])
+        return self.answerer.stream(question, passages)
 
     def search(self, query: str, top_k: int | None = None, filters: Filters = NO_FILTERS) -> list[Passage]:
         return self.retriever.search(self._check_question(query, "query"), top_k or self.settings.top_k, filters)
@@ -63,14 +69,13 @@ class Service:
     def brief(self, topic: str, filters: Filters = NO_FILTERS, max_articles: int | None = None,
               progress: Progress | None = None) -> Briefing:
         """A briefing over every matching article (not a top-k)."""
-        briefer = Briefer(self.store, self.embedder, self.llm, self.settings.brief_max_articles)
         if len(topic) > self.settings.max_question_chars:
             raise InvalidInput(f"topic is {len(topic)} characters, over the {self.settings.max_question_chars} limit")
-        return briefer.brief(topic, filters, max_articles, progress)
+        return self.briefer.brief(topic, filters, max_articles, progress)
 
     def chat(self, turns: Sequence[Turn], top_k: int | None = None, filters: Filters = NO_FILTERS) -> ChatReply:
         """Answer the last user turn, rewritten into a standalone question from the others."""
-        return Chat(self.ask, self.llm, self.settings.max_question_chars).reply(turns, top_k, filters)
+        return self.chats.reply(turns, top_k, filters)
 
     def ingest(self, items: Iterable[Article | IngestFailure], lock_timeout: float | None = None) -> IngestReport:
         return self.indexer.add(items, lock_timeout=lock_timeout)
@@ -99,8 +104,8 @@ class Service:
         compiles its kernels per input width (a question is padded to a multiple of 16 word
         pieces: a short and a long one cover the usual widths), ONNX Runtime sizes its buffers,
         and BM25 and FAISS touch their pages. Reads only; an empty index is fine."""
-        for question in ("warm up", "What did the minister say about the budget deficit and pensions "
-                                    "in the statement to parliament last week?"):
+        long = "What did the minister say about the budget deficit and pensions in the statement last week?"
+        for question in ("warm up", long):
             self.retriever.search(question, self.settings.top_k, NO_FILTERS)
 
     def _check_question(self, question: str, name: str = "question") -> str:
@@ -116,13 +121,13 @@ class Service:
         return question
 
     def close(self) -> None:
-        if isinstance(self.answerer, LLMAnswerer):
-            self.answerer.close()
+        self.answerer.close()
         self.store.close()
 
 
-def build_service(settings: Settings, embedder: Embedder | None = None) -> Service:
-    """Load the model (unless one is passed in, e.g. shared by tests) and open the index."""
+def build_service(settings: Settings, embedder: Embedder | None = None,
+                  pieces: WordPieceVectors | None = None) -> Service:
+    """Load the models (unless passed in, e.g. shared by tests or by training) and open the index."""
     embedder = embedder or build_embedder(settings)
     backend = build_backend(settings)  # before the store opens: a bad setting leaves nothing open
     store = Store(settings.index_dir, embedder.name, embedder.dimension, settings.faiss_index,
@@ -132,12 +137,15 @@ def build_service(settings: Settings, embedder: Embedder | None = None) -> Servi
     stored = CachedEmbedder(embedder, store.docstore.cached_vectors)
     # Retrieval's re-scoring and the answerer's soft overlaps read the bundled model's word pieces,
     # whichever encoder runs.
-    pieces = WordPieceVectors(bundled_model_path())
+    pieces = pieces or WordPieceVectors(bundled_model_path())
+    retriever = Retriever(store, stored, pieces, settings.candidates, settings.dense_weight,
+                          settings.article_weight, settings.coverage_weight)
     extractive = ExtractiveAnswerer.with_model(stored, pieces, settings.answerer_model, settings.abstention)
+    support = SupportScorer(stored, settings.support_threshold)
     answerer: Answerer = extractive
     if backend is not None:
         answerer = LLMAnswerer(
-            backend.llm, backend.name, SupportScorer(stored, settings.support_threshold), extractive,
+            backend.llm, backend.name, support, extractive,
             timeout_s=settings.llm_timeout_s, retries=settings.llm_retries,
             context_tokens=settings.llm_context_tokens, retryable=backend.retryable,
             not_retryable=backend.not_retryable, serialize=backend.serialize,
@@ -147,14 +155,15 @@ def build_service(settings: Settings, embedder: Embedder | None = None) -> Servi
         indexer.backfill(lock_timeout=0)
     except WriterBusy:
         pass
+    llm = backend.llm if backend is not None else None
     return Service(
         settings=settings,
         embedder=stored,
         store=store,
         indexer=indexer,
-        retriever=Retriever(store, stored, pieces, settings.candidates, settings.dense_weight,
-                            settings.article_weight, settings.coverage_weight),
+        retriever=retriever,
         answerer=answerer,
-        pieces=pieces,
-        llm=backend.llm if backend is not None else None,
+        briefer=Briefer(retriever, store.docstore, stored, MapReduce(llm, support) if llm is not None else None,
+                        settings.brief_max_articles),
+        llm=llm,
     )

@@ -4,9 +4,10 @@ import itertools
 
 import pytest
 
-from rag.chunking import Chunker, split_sentences
+from rag.chunking import Chunker
+from rag.text.sentences import split_sentences
 from rag.types import Article
-from tests.conftest import BBC
+from tests.support.paths import BBC
 
 
 def _bbc_article(path) -> Article:

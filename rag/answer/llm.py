@@ -15,10 +15,11 @@ from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
 
 from rag.answer import Answerer
-from rag.answer.citations import SupportScorer, claims, drop_unknown_markers, sentence_texts
-from rag.chunking import tiktoken_encoding
+from rag.answer.citations import SupportScorer, claims, sentence_texts
 from rag.errors import LLMFailed
 from rag.prompts import load_prompt
+from rag.text.markers import PARTIAL_MARKER, drop_unknown_markers
+from rag.text.tokens import count_tokens
 from rag.types import Answer, Citation, Passage, SentenceCheck, Span
 
 NOT_IN_ARTICLES = "NOT_IN_ARTICLES"
@@ -53,13 +54,8 @@ def _defang(text: str) -> str:
 def build_prompt(question: str, passages: list[Passage], budget: int) -> Prompt:
     """Instructions, question and as many passages (best first) as `budget` tiktoken tokens hold;
     the last one that does not fit whole is cut to its first sentences that do."""
-    encoding = tiktoken_encoding()
-
-    def tokens(text: str) -> int:
-        return len(encoding.encode(text, disallowed_special=()))
-
     system, user, block = (load_prompt(n) for n in ("answer_system", "answer_user", "answer_passage"))
-    used = tokens(system) + tokens(user.format(passages="", question=question))
+    used = count_tokens(system) + count_tokens(user.format(passages="", question=question))
     shown: list[Numbered] = []
     blocks: list[str] = []
     for passage in passages:
@@ -68,7 +64,7 @@ def build_prompt(question: str, passages: list[Passage], budget: int) -> Prompt:
         while spans:
             text = passage.text[spans[0].start - passage.start : spans[-1].end - passage.start]
             rendered = block.format(n=n, title=_defang(passage.title).replace('"', "'"), text=_defang(text))
-            cost = tokens(rendered) + 1
+            cost = count_tokens(rendered) + 1
             if used + cost <= budget:
                 used += cost
                 shown.append(Numbered(n, passage, tuple(spans)))
@@ -84,8 +80,6 @@ class MarkerFilter:
     """Streams the reply as the final answer will show it: markers naming no passage are removed,
     and text that may still become a marker (or NOT_IN_ARTICLES) is held back until it is known."""
 
-    _PARTIAL = re.compile(r"\s?\[\d{0,4}$|\s$")
-
     def __init__(self, count: int) -> None:
         self.count = count
         self.raw = ""
@@ -96,7 +90,7 @@ class MarkerFilter:
         if NOT_IN_ARTICLES.startswith(self.raw.strip()) or self.raw.lstrip().startswith(NOT_IN_ARTICLES):
             return ""
         clean = drop_unknown_markers(self.raw, self.count)
-        held = self._PARTIAL.search(clean)
+        held = PARTIAL_MARKER.search(clean)
         safe = held.start() if held else len(clean)
         return self._emit(clean, safe)
 
