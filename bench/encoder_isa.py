@@ -37,7 +37,7 @@ BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
 sys.path.insert(0, str(ROOT))
 SHIM_SOURCE = BENCH / "isa" / "cpuid_mask.c"
-ENCODERS = ["torch", "ort-fp32", "ort-opt",  # ort-opt: ONNX Runtime on the fused export (RAG_ENCODER=onnx)
+ENCODERS = ["torch", "ort-fp32", "ort-opt",  # ort-opt: onnxruntime's BERT optimizer (fused kernels)
              "ort-int8", "ov-fp32", "ov-bf16", "ov-int8", "ov-int8-bf16"]
 QUERIES = ["Why did the chancellor raise interest rates?", "Who won the Australian Open?",
            "What did Blair say about the election date?", "broadband prices", "Oscar nominations",
@@ -106,9 +106,8 @@ def build(name: str, cache: Path, calibration: list[str], threads: int):
     # forward pass differs per candidate.
     if name == "ort-fp32":
         return with_forward(OnnxEmbedder("b", folder, fp32), ort_forward(fp32, threads))
-    if name == "ort-opt":  # the product's `fused` export (rag.embedding.export._fuse)
-        fused = cache / f"{export_stem(folder, 'fused')}.onnx"
-        return with_forward(OnnxEmbedder("b", folder, fp32), ort_forward(fused, threads))
+    if name == "ort-opt":
+        return with_forward(OnnxEmbedder("b", folder, fp32), ort_forward(optimized(fp32, cache), threads))
     if name == "ort-int8":
         int8 = cache / f"{export_stem(folder, 'int8')}.onnx"
         return with_forward(OnnxEmbedder("b", folder, fp32), ort_forward(int8, threads))
@@ -142,6 +141,23 @@ def ort_forward(model: Path, threads: int):
         feed = {"input_ids": input_ids, "attention_mask": mask}
         return session.run(None, {k: feed[k] for k in names})[0]
     return forward
+
+
+def optimized(fp32: Path, cache: Path) -> Path:
+    """onnxruntime.transformers' BERT optimizer: 534 nodes become 60 (6 Attention, 12
+    SkipLayerNormalization, 6 BiasGelu, 1 EmbedLayerNormalization); vectors the same to 1e-7.
+    Measured 1 thread, CPU seconds, interleaved: batches 0.93x the plain graph's speed, a lone
+    question 1.04-1.07x, on AVX-512 and AVX2 alike, so the product keeps the plain graph."""
+    out = cache / (fp32.stem + "-ortopt.onnx")
+    if not out.exists():
+        from onnxruntime.transformers.optimizer import optimize_model
+
+        model = optimize_model(str(fp32), model_type="bert", num_heads=12, hidden_size=384, opt_level=1,
+                               use_gpu=False)
+        print(f"ort optimizer fused: {model.get_fused_operator_statistics()}", file=sys.stderr)
+        model.save_model_to_file(str(out) + ".tmp")
+        os.replace(str(out) + ".tmp", out)
+    return out
 
 
 def ov_forward(model: Path, hint: str, threads: int):
@@ -371,7 +387,7 @@ def main() -> None:
 
     folder = ModelFolder.read(bundled_model_path())
     reference = SentenceTransformerEmbedder("torch")
-    for precision in ("fp32", "fused", "int8"):
+    for precision in ("fp32", "int8"):
         checked_export(folder, precision, args.cache, reference)
     del reference
 

@@ -84,27 +84,28 @@ def encoder_choices(settings: Settings) -> list[EncoderChoice]:
     what the CPU can do, never by what one CPU family makes fast (bench/encoder_isa.py measured
     each candidate under the CPU's own instruction set and under AVX2 only):
     - a CPU that multiplies in bf16 (AVX512_BF16 or AMX): OpenVINO's bf16 arithmetic;
-    - any other x86 CPU (AVX2, or AVX-512 without bf16): ONNX Runtime fp32 with fused BERT
-      kernels; OpenVINO there runs bf16 as fp32 and was slower than ONNX Runtime;
+    - any other x86 CPU (AVX2, or AVX-512 without bf16): ONNX Runtime fp32. OpenVINO there runs
+      bf16 as fp32, no faster for batches and far slower for a lone question on a busy machine;
+      int8 (ONNX Runtime or OpenVINO with NNCF) was slower than fp32 under AVX2 and moves vectors
+      too far to share torch's indexes; onnxruntime's fused BERT graph was 7% slower for batches;
     - torch last, should an export fail its check."""
     if settings.encoder != "auto":
         return [EncoderChoice(settings.encoder, f"RAG_ENCODER={settings.encoder}")]
     from rag.embedding.model import openvino_has_native_bf16
 
-    fused = "ONNX Runtime fp32 with fused attention, LayerNorm and GELU"
     if openvino_has_native_bf16():
         first = EncoderChoice("onnx-bf16", "this CPU multiplies in bf16 (AVX512_BF16 or AMX): OpenVINO with bf16 "
                                            "arithmetic, the fastest here, within cosine 1e-4 of torch")
-        return [first, EncoderChoice("onnx", f"{fused} (bf16 export refused)"),
+        return [first, EncoderChoice("onnx", "ONNX Runtime fp32 (the bf16 export was refused)"),
                 EncoderChoice("torch", "both ONNX exports refused")]
-    return [EncoderChoice("onnx", f"no bf16 arithmetic in this CPU (OpenVINO would run bf16 as fp32): "
-                                  f"{fused}, the fastest without bf16 at torch's vectors"),
+    return [EncoderChoice("onnx", "no bf16 arithmetic in this CPU (OpenVINO would run bf16 as fp32): ONNX "
+                                  "Runtime fp32, the fastest without bf16 at torch's vectors"),
             EncoderChoice("torch", "the ONNX export refused")]
 
 
 def onnx_precision(encoder: str) -> Precision:
     """The ONNX export an `onnx*` encoder setting runs."""
-    return {"onnx": "fused", "onnx-bf16": "bf16", "onnx-int8": "int8"}[encoder]
+    return {"onnx": "fp32", "onnx-bf16": "bf16", "onnx-int8": "int8"}[encoder]
 
 
 def embedder_name(settings: Settings) -> str:

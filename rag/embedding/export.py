@@ -131,9 +131,8 @@ def export_problem(model: Path) -> str | None:
 
 
 def export(folder: ModelFolder, precision: Precision, target: Path, reference: Embedder | None = None) -> Path:
-    """Write a checked export of `folder` at `target`: fp32; int8, quantised from the fp32 one;
-    fused, the fp32 one with ONNX Runtime's fused BERT kernels; or bf16, the fp32 graph itself
-    checked as OpenVINO runs it in bf16.
+    """Write a checked export of `folder` at `target`: fp32; int8, quantised from the fp32 one; or
+    bf16, the fp32 graph itself checked as OpenVINO runs it in bf16.
 
     Concurrent processes exporting the same file wait for each other on a lock file; the one that
     comes second finds the file done. Files appear only complete: temp file, fsync, rename."""
@@ -158,9 +157,6 @@ def export(folder: ModelFolder, precision: Precision, target: Path, reference: E
             elif precision == "bf16":
                 model = work_dir / "bf16.onnx"
                 shutil.copyfile(fp32, model)
-            elif precision == "fused":
-                model = work_dir / "fused.onnx"
-                _fuse(folder, fp32, model)
             if precision != "fp32":
                 # Made from the fp32 file: keep that too if the cache lacks it.
                 fp32_target = target.parent / f"{export_stem(folder, 'fp32')}.onnx"
@@ -233,26 +229,6 @@ def _quantize(fp32: Path, out: Path) -> None:
     quantizer.model.save_model_to_file(str(out), use_external_data_format=False)
 
 
-def _fuse(folder: ModelFolder, fp32: Path, out: Path) -> None:
-    """The fp32 graph with each layer's attention, LayerNorm (with its residual add) and GELU fused
-    into one ONNX Runtime kernel each, by onnxruntime.transformers' BERT optimizer: 534 nodes
-    become 60 (6 Attention, 12 SkipLayerNormalization, 6 BiasGelu, 1 EmbedLayerNormalization).
-    Same arithmetic in fp32 (cosine to torch 1 - 1e-7), fewer passes over memory: it answers a
-    lone question ~3× faster than the unfused graph and runs batches as fast or faster, on AVX2
-    and AVX-512 alike (bench/encoder_isa.py). The fused ops are ONNX Runtime's (com.microsoft):
-    OpenVINO keeps reading the plain fp32 export."""
-    from onnxruntime.transformers.optimizer import optimize_model
-
-    config = json.loads((folder.path / "config.json").read_text())
-    # opt_level 1: the fusions alone, written out; ONNX Runtime applies its own level on load.
-    model = optimize_model(str(fp32), model_type="bert", num_heads=int(config["num_attention_heads"]),
-                           hidden_size=int(config["hidden_size"]), opt_level=1, use_gpu=False)
-    fused = model.get_fused_operator_statistics()
-    if not fused.get("Attention") or not fused.get("SkipLayerNormalization"):
-        raise EncoderExportError(f"the ONNX Runtime optimizer fused nothing in {fp32.name}: {fused}")
-    model.save_model_to_file(str(out), use_external_data_format=False)
-
-
 def _check_and_publish(folder: ModelFolder, precision: Precision, model: Path, target: Path,
                        reference: Embedder | None) -> dict:
     """Compare `model` with the torch model; refuse it below the floor, else rename it into place
@@ -261,8 +237,7 @@ def _check_and_publish(folder: ModelFolder, precision: Precision, model: Path, t
     record = {"precision": precision, "min_cosine": float(cosines.min()), "mean_cosine": float(cosines.mean()),
               "texts": len(cosines), "sha256": sha256_of(model), "source": str(folder.path)}
     if record["min_cosine"] < MIN_COSINE[precision]:
-        fallback = "RAG_ENCODER=torch works" if precision in ("fp32", "fused") \
-            else "RAG_ENCODER=onnx (fp32) or torch work"
+        fallback = "RAG_ENCODER=torch works" if precision == "fp32" else "RAG_ENCODER=onnx (fp32) or torch work"
         raise EncoderExportError(
             f"the {precision} ONNX export of {folder.path} disagrees with the torch model: least cosine "
             f"{record['min_cosine']:.6f} over {len(cosines)} texts, below the {MIN_COSINE[precision]} floor; "

@@ -14,14 +14,12 @@ from typing import Literal
 from rag.errors import EncoderExportError
 from rag.files import sha256_of
 
-# fp32: the plain export (ONNX Runtime; OpenVINO reads it for bf16); fused: the same with ONNX
-# Runtime's fused BERT kernels (rag.embedding.export); int8: blockwise int8 weights; bf16: OpenVINO.
-Precision = Literal["fp32", "fused", "int8", "bf16"]
+Precision = Literal["fp32", "int8", "bf16"]
 
 # Agreement with the torch model an export must reach on every checked text. bf16's
 # least cosine on 3,423 BBC sentences was 0.99992 (int8's 0.990); its floor leaves room for other
 # CPUs while keeping its vectors close enough to share torch's indexes (`rag.embedding.build_embedder`).
-MIN_COSINE: dict[str, float] = {"fp32": 0.9999, "fused": 0.9999, "int8": 0.99, "bf16": 0.9995}
+MIN_COSINE: dict[str, float] = {"fp32": 0.9999, "int8": 0.99, "bf16": 0.9995}
 
 
 def bundled_model_path() -> Path:

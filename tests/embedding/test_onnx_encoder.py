@@ -61,12 +61,6 @@ def onnx_int8(encoder_cache, embedder) -> OnnxEmbedder:
 
 
 @pytest.fixture(scope="session")
-def onnx_fused(encoder_cache, embedder) -> OnnxEmbedder:
-    """ONNX Runtime on the fp32 graph with fused attention, LayerNorm and GELU (RAG_ENCODER=onnx)."""
-    return open_checked(MODEL, "fused", cache_dir=encoder_cache, reference=embedder)
-
-
-@pytest.fixture(scope="session")
 def onnx_bf16(encoder_cache, embedder) -> OnnxEmbedder:
     """The default encoder: the fp32 export on OpenVINO with bf16 arithmetic."""
     return open_checked(MODEL, "bf16", cache_dir=encoder_cache, reference=embedder)
@@ -80,7 +74,7 @@ def bbc_reference(embedder) -> tuple[list[str], np.ndarray]:
 
 @pytest.mark.slow
 @pytest.mark.parametrize(("precision", "floor"),
-                         [("fp32", 0.9999), ("fused", 0.9999), ("bf16", 0.9995), ("int8", 0.99)])
+                         [("fp32", 0.9999), ("bf16", 0.9995), ("int8", 0.99)])
 def test_every_bbc_chunk_agrees_with_torch(request, bbc_reference, precision, floor):
     texts, expected = bbc_reference
     onnx = request.getfixturevalue(f"onnx_{precision}")
@@ -120,11 +114,11 @@ def test_the_encoders_auto_may_choose_agree_with_torch_on_bbc_sentences(request,
     assert len(texts) > 400  # 30 articles: 477 sentences
     cosines = (onnx.embed(texts) * embedder.embed(texts)).sum(axis=1)
     assert cosines.mean() >= 0.999 and cosines.min() >= 0.99, (encoder, cosines.mean(), cosines.min())
-    assert cosines.min() >= {"fused": 0.9999, "bf16": 0.9995}[onnx.precision]
+    assert cosines.min() >= {"fp32": 0.9999, "bf16": 0.9995}[onnx.precision]
 
 
 def test_auto_chooses_by_what_the_cpu_multiplies_in():
-    """bf16 on OpenVINO only where the CPU multiplies in bf16; ONNX Runtime's fused fp32 elsewhere;
+    """bf16 on OpenVINO only where the CPU multiplies in bf16; ONNX Runtime's fp32 elsewhere;
     torch always last; an explicit setting is the only choice."""
     from rag.embedding import encoder_choices
     from rag.embedding.model import openvino_has_native_bf16
@@ -192,7 +186,7 @@ def test_long_texts_are_truncated_like_torch(onnx_fp32, onnx_int8, embedder):
     assert float(onnx_int8.embed([long])[0] @ torch_vectors[1]) > 0.99
 
 
-@pytest.mark.parametrize("precision", ["fp32", "fused", "bf16"])
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
 def test_concurrent_use_from_threads_gives_the_same_vectors(request, precision):
     """Server threads share one embedder: ONNX Runtime's session, or OpenVINO's one infer request
     (whose output buffer the next run reuses)."""
@@ -214,16 +208,12 @@ def test_concurrent_use_from_threads_gives_the_same_vectors(request, precision):
         assert np.allclose(vectors, expected, atol=1e-6)
 
 
-def test_exports_are_named_by_weights_and_precision(onnx_fp32, onnx_int8, onnx_bf16, onnx_fused, tmp_path):
+def test_exports_are_named_by_weights_and_precision(onnx_fp32, onnx_int8, onnx_bf16, tmp_path):
     folder = ModelFolder.read(bundled_model_path())
-    files = {precision: embedder.model_file.name for precision, embedder in
-             (("fp32", onnx_fp32), ("int8", onnx_int8), ("bf16", onnx_bf16), ("fused", onnx_fused))}
+    files = {precision: embedder.model_file.name
+             for precision, embedder in (("fp32", onnx_fp32), ("int8", onnx_int8), ("bf16", onnx_bf16))}
     assert files == {precision: f"{export_stem(folder, precision)}.onnx" for precision in files}
-    assert len(set(files.values())) == 4
-    import onnx
-
-    ops = {node.op_type for node in onnx.load(str(onnx_fused.model_file)).graph.node}
-    assert {"Attention", "SkipLayerNormalization"} <= ops  # the fused kernels are in the graph
+    assert len(set(files.values())) == 3
     # A model folder whose weights differ gets another name: a stale export is never reused.
     copy = tmp_path / "model"
     shutil.copytree(folder.path, copy)
@@ -299,7 +289,7 @@ def test_int8_index_is_not_searched_with_fp32(onnx_int8, onnx_fp32, tmp_path):
 
 def test_serving_with_onnx_imports_no_torch(bbc_index_dir, tmp_path):
     """`rag serve`'s path (build_service, the app, a real /ask over HTTP) with the default encoder
-    (`auto`: bf16 on OpenVINO or fused fp32 on ONNX Runtime, by CPU) never imports torch, and serves
+    (`auto`: bf16 on OpenVINO or fp32 on ONNX Runtime, by CPU) never imports torch, and serves
     an index that torch's vectors built."""
     from rag.embedding import encoder_choices, onnx_precision
 
@@ -344,9 +334,9 @@ def _cpuid_mask(tmp_path: Path) -> Path:
 
 
 @pytest.mark.slow
-def test_on_an_avx2_only_cpu_auto_runs_fused_fp32_that_agrees_with_torch(onnx_fused, embedder, tmp_path):
-    """Under an AVX2-only CPUID (AMD EPYC Zen 3's instruction set), `auto` chooses ONNX Runtime's fused
-    fp32 graph and, run with the AVX2 kernels, its vectors are torch's."""
+def test_on_an_avx2_only_cpu_auto_runs_fp32_that_agrees_with_torch(onnx_fp32, embedder, tmp_path):
+    """Under an AVX2-only CPUID (AMD EPYC Zen 3's instruction set), `auto` chooses ONNX Runtime's fp32
+    export and, run with the AVX2 kernels, its vectors are torch's."""
     texts = _bbc_sentences(10)[:200]
     (tmp_path / "texts.json").write_text(json.dumps(texts))
     script = (
@@ -361,13 +351,13 @@ def test_on_an_avx2_only_cpu_auto_runs_fused_fp32_that_agrees_with_torch(onnx_fu
         "                  'openvino': openvino.Core().get_property('CPU', 'OPTIMIZATION_CAPABILITIES')}))\n"
     )
     env = {**os.environ, "PYTHONPATH": str(ROOT), "LD_PRELOAD": str(_cpuid_mask(tmp_path)),
-           "RAG_ENCODER_CACHE": str(onnx_fused.model_file.parent)}
+           "RAG_ENCODER_CACHE": str(onnx_fp32.model_file.parent)}
     env.pop("RAG_ENCODER", None)
     result = subprocess.run([sys.executable, "-c", script, str(tmp_path)], check=False, capture_output=True,
                             text=True, timeout=300, env=env, stdin=subprocess.DEVNULL, cwd=ROOT)
     assert result.returncode == 0, result.stderr[-2000:]
     report = json.loads(result.stdout.strip().splitlines()[-1])
     assert "BF16" not in report["openvino"]  # the imitation holds: no bf16 seen
-    assert report["choices"] == ["onnx", "torch"] and report["precision"] == "fused"
+    assert report["choices"] == ["onnx", "torch"] and report["precision"] == "fp32"
     cosines = (np.load(tmp_path / "vectors.npy") * embedder.embed(texts)).sum(axis=1)
     assert cosines.min() >= 0.9999, float(cosines.min())
