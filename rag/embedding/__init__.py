@@ -83,11 +83,13 @@ def encoder_choices(settings: Settings) -> list[EncoderChoice]:
     agreement check against torch here. An explicit setting is the only choice. `auto` picks by
     what the CPU can do, never by what one CPU family makes fast (bench/encoder_isa.py measured
     each candidate under the CPU's own instruction set and under AVX2 only):
-    - a CPU that multiplies in bf16 (AVX512_BF16 or AMX): OpenVINO's bf16 arithmetic;
-    - any other x86 CPU (AVX2, or AVX-512 without bf16): ONNX Runtime fp32. OpenVINO there runs
-      bf16 as fp32, no faster for batches and far slower for a lone question on a busy machine;
-      int8 (ONNX Runtime or OpenVINO with NNCF) was slower than fp32 under AVX2 and moves vectors
-      too far to share torch's indexes; onnxruntime's fused BERT graph was 7% slower for batches;
+    - a CPU that multiplies in bf16 (AVX512_BF16 or AMX): OpenVINO's bf16 arithmetic (BBC
+      sentences, one thread, CPU seconds: 3.2× ONNX Runtime fp32 on a Sapphire Rapids Xeon);
+    - any other x86 CPU (AVX2, or AVX-512 without bf16): ONNX Runtime fp32. Under AVX2 only,
+      OpenVINO ran batches at 1.01-1.02× its speed (bf16 runs as fp32 there), a lone question at
+      0.82×, and at 0.67-0.69× with two threads on a busy machine; int8 (ONNX Runtime blockwise,
+      OpenVINO with NNCF calibrated on BBC sentences) ran at 0.65-0.80× and moved vectors too far
+      to share torch's indexes (NNCF: mean cosine 0.9958); onnxruntime's fused BERT graph at 0.93-0.95×;
     - torch last, should an export fail its check."""
     if settings.encoder != "auto":
         return [EncoderChoice(settings.encoder, f"RAG_ENCODER={settings.encoder}")]
