@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
-.PHONY: install run test bench bench-load bench-crash bench-slow bench-docstore bench-faiss bench-qdrant bench-encoder bench-feeds lint
+.PHONY: install run test bench bench-load bench-crash bench-slow bench-docstore bench-faiss bench-qdrant bench-encoder bench-encoder-isa bench-feeds lint
 
 # axe-core checks the staff page's accessibility in the browser tests (injected by the tests).
 AXE_VERSION := 4.14.1
@@ -85,6 +85,11 @@ bench-encoder: install
 # items/s, fetch and extraction time per page, dates by source, and each failure case's result.
 bench-feeds: install
 	$(BIN)/python bench/feeds.py --ingest
+
+# Every encoder candidate under this CPU's own instruction set and under AVX2 only (an AMD EPYC Zen 3's),
+# rounds alternating; needs gcc and a CPU with the cpuid_fault flag (bench/isa/cpuid_mask.c says why).
+bench-encoder-isa: $(VENV)/.bench-installed
+	$(BIN)/python bench/encoder_isa.py --articles $(ARTICLES)
 
 lint: install
 	$(BIN)/ruff check rag tests bench

@@ -354,6 +354,7 @@ def serve(ctx: click.Context, host: str | None, port: int | None) -> None:
     else:
         say(f"no API keys configured: open to every local user of this machine, on {host} only")
     service = _service(ctx, create=True)  # load before binding, so a bad index fails here with a clear message
+    service.warm_up()
     app = create_app(settings, service)
     # Our access line (rag.access: request id, route, status, duration, key label) replaces uvicorn's.
     uvicorn.run(app, host=host, port=port if port is not None else settings.port,

@@ -25,13 +25,14 @@ class Settings(BaseSettings):
         None, description="Folder of a sentence-transformers model to use instead of the bundled one"
     )
     embed_batch_size: int = Field(32, ge=1, le=1024)
-    # The ONNX export runs the same model faster and without torch in the server. 'onnx'
-    # agrees with torch to cosine 1e-6 and 'onnx-bf16' (the default: 1.8× the speed of 'onnx' where
-    # the CPU has AVX512_BF16) to 1e-4; both share torch's indexes. 'onnx-int8' writes other vectors.
-    encoder: Literal["torch", "onnx", "onnx-bf16", "onnx-int8"] = Field(
-        "onnx-bf16", description="Who runs the embedding model: sentence-transformers on torch, ONNX Runtime "
-                                 "(fp32, or int8 weights) or OpenVINO (bf16) on an export made once from "
-                                 "the same weights")
+    # 'auto' runs the fastest encoder this CPU suits whose export agrees with torch (OpenVINO bf16
+    # where the CPU multiplies in bf16, ONNX Runtime fp32 elsewhere: see
+    # rag.embedding.encoder_choices); 'onnx' and 'onnx-bf16' give torch's vectors to cosine 1e-6
+    # and 1e-4 and share its indexes; 'onnx-int8' writes other vectors.
+    encoder: Literal["auto", "torch", "onnx", "onnx-bf16", "onnx-int8"] = Field(
+        "auto", description="Who runs the embedding model: 'auto' (chosen by what the CPU can do), "
+                            "sentence-transformers on torch, ONNX Runtime (fp32, or int8 "
+                            "weights) or OpenVINO (bf16) on an export made once from the same weights")
     encoder_cache: Path | None = Field(
         None, description="Where ONNX exports of the encoder are kept (default ~/.cache/rag/encoders)")
     chunk_tokens: int = Field(

@@ -186,6 +186,15 @@ class Service:
                         for s in self.store.docstore.sources()],
         }
 
+    def warm_up(self) -> None:
+        """Searches before the first request, so that no caller pays for first runs: OpenVINO
+        compiles its kernels per input width (a question is padded to a multiple of 16 word
+        pieces: a short and a long one cover the usual widths), ONNX Runtime sizes its buffers,
+        and BM25 and FAISS touch their pages. Reads only; an empty index is fine."""
+        long = "What did the minister say about the budget deficit and pensions in the statement last week?"
+        for question in ("warm up", long):
+            self.retriever.search(question, self.settings.top_k, NO_FILTERS)
+
     def _check_question(self, question: str, name: str = "question") -> str:
         question = question.strip()
         if not question:

@@ -38,13 +38,14 @@ def pieces():
 def onnx_export(embedder) -> None:
     """The default encoder's ONNX export, made and checked against the torch model before any test
     starts a `rag` process (which would otherwise export it itself, once per machine)."""
-    from rag.embedding import onnx_precision
+    from rag.embedding import encoder_choices, onnx_precision
     from rag.embedding.export import checked_export
     from rag.embedding.model import ModelFolder, bundled_model_path, default_cache_dir
 
     settings = Settings()
-    if settings.encoder != "torch":
-        checked_export(ModelFolder.read(settings.embedding_path or bundled_model_path()), onnx_precision(settings),
+    encoder = encoder_choices(settings)[0].encoder  # what `auto` runs on this CPU
+    if encoder != "torch":
+        checked_export(ModelFolder.read(settings.embedding_path or bundled_model_path()), onnx_precision(encoder),
                        settings.encoder_cache or default_cache_dir(), reference=embedder)
 
 

@@ -54,7 +54,9 @@ class ServiceHolder:
 
     def load(self, settings: Settings) -> None:
         try:
-            self.serve(build_service(settings))
+            service = build_service(settings)
+            service.warm_up()  # before /health says ready: the first requests are not the slow ones
+            self.serve(service)
         except Exception as error:  # reported by /health and every route, never swallowed
             log.exception("loading the service failed")
             self.error = f"the service failed to load: {error}"

@@ -308,3 +308,18 @@ def test_server_keeps_answering_while_another_process_ingests(bbc_service, tmp_p
         assert http.get("/health").json()["articles"] == 81
         body = http.post("/ask", json={"question": "Who was named director of the Quellan observatory?"}).json()
         assert "Mira Oskarsdottir" in body["answer"] and body["citations"][0]["article_id"] == "late-0"
+
+
+def test_warm_up_reads_only_and_works_on_an_empty_index(bbc_service, embedder, tmp_path):
+    """`rag serve` warms the service before the first request: it searches, and changes nothing."""
+    generation, counts = bbc_service.store.docstore.generation(), bbc_service.store.docstore.counts()
+    bbc_service.warm_up()
+    assert bbc_service.store.docstore.generation() == generation
+    assert bbc_service.store.docstore.counts() == counts
+    assert bbc_service.search("Where will Labour hold its 2006 autumn conference?", 3)  # still answers
+    empty = build_service(Settings(index_dir=tmp_path / "empty"), embedder)
+    try:
+        empty.warm_up()  # an index with no article yet: nothing to find, nothing raised
+        assert empty.store.docstore.counts() == (0, 0)
+    finally:
+        empty.close()
