@@ -518,3 +518,93 @@ def test_the_page_loads_only_its_own_small_assets(browser, open_server, artifact
     csp = open_server.get("/").headers["content-security-policy"]
     assert "default-src 'self'" in csp
     context.close()
+
+
+# -- sources ----------------------------------------------------------------------------------
+@pytest.fixture
+def sources_server(seeds_service, embedder, tmp_path) -> Iterator[httpx.Client]:
+    """Keys on and polling off, on a copy of the seed index (its own docstore of sources): nothing
+    is fetched, so a source may name any URL; `localhost` is allowed so that one is accepted
+    without a name lookup leaving the machine, and 127.0.0.1 is still refused."""
+    folder = tmp_path / "index"
+    shutil.copytree(seeds_service.settings.index_dir, folder)
+    settings = Settings(index_dir=folder, api_keys=json.dumps(KEYS), poll_sources=False, fetch_allow_hosts="localhost")
+    service = build_service(settings, embedder)
+    try:
+        with live_server(create_app(settings, service)) as http:
+            yield http
+    finally:
+        service.close()
+
+
+def test_sources_are_listed_to_a_read_key_and_added_and_removed_by_an_admin(browser, sources_server, artifacts):
+    admin = {"Authorization": f"Bearer {ADMIN}"}
+    listed = sources_server.post("/sources", json={"url": "http://localhost:9/gazette/sitemap.xml", "every": "1d"},
+                                 headers=admin)
+    assert listed.status_code == 201, listed.text
+
+    page = sign_in(browser, sources_server, ADMIN)
+    page.get_by_role("link", name="Articles").click()
+    sources = page.get_by_role("region", name="Sources")
+    rows = sources.locator("#sources-table tbody tr")
+    expect(rows).to_have_count(1)
+    expect(rows.first).to_contain_text("http://localhost:9/gazette/sitemap.xml")
+    expect(rows.first).to_contain_text("new")
+    expect(rows.first).to_contain_text("1d")
+    expect(rows.first).to_contain_text("never")
+
+    # Added from the keyboard alone: type, Tab to the next field, Enter submits.
+    sources.get_by_role("textbox", name="URL").fill("http://localhost:9/orrin/feed.xml")
+    every = sources.get_by_role("textbox", name="Every")
+    every.fill("1h30m")
+    every.press("Tab")
+    expect(sources.get_by_role("textbox", name="Category")).to_be_focused()
+    page.keyboard.type("Politics")
+    page.keyboard.press("Enter")
+    expect(rows).to_have_count(2)
+    added = rows.filter(has_text="http://localhost:9/orrin/feed.xml")
+    expect(added).to_contain_text("1h30m")
+    expect(added).to_contain_text("politics")
+    expect(sources.get_by_role("status")).to_contain_text("Added http://localhost:9/orrin/feed.xml")
+    stored = sources_server.get("/sources", headers=admin).json()["sources"]
+    assert {(s["url"], s["every_s"], s["category"]) for s in stored} == {
+        ("http://localhost:9/gazette/sitemap.xml", 86_400, None), ("http://localhost:9/orrin/feed.xml", 5_400, "politics")}
+
+    # What the server refuses is said plainly, next to the form, and nothing is stored.
+    sources.get_by_role("textbox", name="URL").fill("http://127.0.0.1/feed.xml")
+    sources.get_by_role("button", name="Add source").click()
+    alert = sources.get_by_role("alert")
+    expect(alert).to_contain_text("Not added:")
+    expect(alert).to_contain_text("refused")
+    sources.get_by_role("textbox", name="URL").fill("http://localhost:9/other.xml")
+    every.fill("soon")
+    sources.get_by_role("button", name="Add source").click()
+    expect(alert).to_contain_text("every")
+    expect(rows).to_have_count(2)
+    assert len(sources_server.get("/sources", headers=admin).json()["sources"]) == 2
+    page.screenshot(path=artifacts / "articles-sources-admin.png", full_page=True)
+    assert not axe(page, "articles, sources as admin")
+    page.set_viewport_size({"width": 375, "height": 812})
+    assert page.evaluate("() => document.documentElement.scrollWidth <= window.innerWidth")
+    page.screenshot(path=artifacts / "narrow-sources-admin.png", full_page=True)
+    assert not axe(page, "articles, sources as admin (375 px)")
+
+    page.once("dialog", lambda d: d.accept())
+    sources.get_by_role("button", name="Remove http://localhost:9/orrin/feed.xml").click()
+    expect(rows).to_have_count(1)
+    expect(sources.get_by_role("status")).to_contain_text("Removed http://localhost:9/orrin/feed.xml")
+    assert [s["url"] for s in sources_server.get("/sources", headers=admin).json()["sources"]] == [
+        "http://localhost:9/gazette/sitemap.xml"]
+    page.context.close()
+
+    # A read key sees the list, and neither the form nor a Remove button.
+    page = sign_in(browser, sources_server, READER)
+    page.get_by_role("link", name="Articles").click()
+    sources = page.get_by_role("region", name="Sources")
+    expect(sources.locator("#sources-table tbody tr")).to_have_count(1)
+    expect(sources).to_contain_text("http://localhost:9/gazette/sitemap.xml")
+    expect(sources.get_by_role("button", name="Add source")).to_have_count(0)
+    expect(sources.get_by_role("textbox", name="URL")).to_have_count(0)
+    expect(sources.get_by_role("button", name=re.compile("^Remove "))).to_have_count(0)
+    assert not axe(page, "articles, sources as reader")
+    page.context.close()

@@ -3,7 +3,7 @@ no internet), and `GET /me`, which tells the page (or any client) what its key m
 
 The page calls only public routes, as any client would: /ask (server-sent events),
 /v1/chat/completions for follow-ups, /briefings, /articles (list, read, upload, delete), /facets,
-/feedback and /me.
+/sources (list; add and remove with an admin key), /feedback and /me.
 """
 
 from __future__ import annotations

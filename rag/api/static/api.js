@@ -13,7 +13,7 @@ export class ApiError extends Error {
 // FastAPI's validation errors are a list of {loc, msg}: one line naming each field.
 function describe(detail) {
   if (Array.isArray(detail)) {
-    return detail.map((e) => `${(e.loc || []).filter((p) => p !== "body").join(".")}: ${e.msg}`).join("; ");
+    return detail.map((e) => `${(e.loc || []).filter((p) => p !== "body").join(".")}: ${e.msg.replace(/^Value error, /, "")}`).join("; ");
   }
   return "the request failed";
 }

@@ -56,6 +56,8 @@ async function whoAmI() {
     $("#forget-key").hidden = !me.keys_required;
     document.body.classList.toggle("can-ingest", me.scopes.includes("ingest"));
     $("#upload").hidden = !me.scopes.includes("ingest");
+    document.body.classList.toggle("can-admin", me.scopes.includes("admin"));
+    $("#source-form").hidden = !me.scopes.includes("admin");
     return true;
   } catch (error) {
     if (error.status === 401) {
@@ -122,7 +124,10 @@ function showView() {
     if (v === name) link.setAttribute("aria-current", "page");
     else link.removeAttribute("aria-current");
   }
-  if (name === "articles") loadArticles().catch(showError);
+  if (name === "articles") {
+    loadArticles().catch(showError);
+    loadSources().catch(showError);
+  }
   document.title = `${$(`#view-${name} h1`).textContent} · rag`;
 }
 window.addEventListener("hashchange", () => { showView(); $("#main").focus(); });
@@ -601,6 +606,73 @@ $("#upload-button").addEventListener("click", async () => {
   $("#upload-files").value = "";
   await loadArticles().catch(showError);
   await refreshFacets();
+});
+
+// -- sources (polled feeds, sitemaps and pages) -------------------------------------------------
+// 5400 → "1h30m": the way the interval is typed in.
+function every(seconds) {
+  const units = [["d", 86_400], ["h", 3_600], ["m", 60], ["s", 1]];
+  let left = seconds;
+  const parts = [];
+  for (const [unit, size] of units) {
+    if (left >= size) { parts.push(`${Math.floor(left / size)}${unit}`); left %= size; }
+  }
+  return parts.join("") || "0s";
+}
+
+const when = (iso) => (iso ? el("time", { datetime: iso }, iso.slice(0, 16).replace("T", " ")) : el("span", { class: "quiet" }, "never"));
+
+async function loadSources() {
+  const { sources } = await api.get("/sources");
+  const canAdmin = state.scopes.includes("admin");
+  $("#sources-table tbody").replaceChildren(...sources.map((s) => el("tr", {},
+    el("th", { scope: "row", class: "source-url" }, webUrl(s.url) ? el("a", { href: s.url, rel: "noreferrer" }, s.url) : s.url),
+    el("td", {}, el("span", { class: `status status-${s.status}` }, s.status),
+      s.failures ? el("span", { class: "quiet small" }, ` (${s.failures} in a row)`) : null),
+    el("td", {}, every(s.every_s)),
+    el("td", {}, s.category ?? ""),
+    el("td", {}, when(s.last_fetched_at)),
+    el("td", {}, when(s.last_new_article_at)),
+    el("td", { class: s.last_error ? "error small" : "" }, s.last_error ?? ""),
+    el("td", { class: "admin-only" }, canAdmin ? el("button", { type: "button", class: "small-button danger",
+      "aria-label": `Remove ${s.url}`, onclick: () => removeSource(s) }, "Remove") : ""))));
+  $("#sources-table").hidden = !sources.length;
+  $("#sources-count").textContent = sources.length
+    ? `${sources.length} source${sources.length > 1 ? "s" : ""} polled.` : "No sources are polled.";
+}
+
+async function removeSource(s) {
+  if (!window.confirm(`Stop polling ${s.url}? The articles it brought stay.`)) return;
+  try {
+    await api.del(`/sources/${encodeURIComponent(s.id)}`);
+    await loadSources();
+    $("#sources-count").textContent = `Removed ${s.url}. ${$("#sources-count").textContent}`;
+    $("#source-url").focus();
+  } catch (error) { showError(error); }
+}
+
+$("#source-form").addEventListener("submit", async (event) => {
+  event.preventDefault();
+  const form = event.currentTarget;
+  const category = $("#source-category").value.trim();
+  const body = { url: $("#source-url").value.trim(), every: $("#source-every").value.trim() || "15m",
+    ...(category ? { category } : {}) };
+  $("#source-error").textContent = "";
+  const button = form.querySelector("button[type=submit]");
+  button.disabled = true;
+  try {
+    const added = await api.post("/sources", body);
+    $("#source-url").value = "";
+    $("#source-category").value = "";
+    await loadSources();
+    $("#sources-count").textContent = `Added ${added.url}. ${$("#sources-count").textContent}`;
+  } catch (error) {
+    if (error.status === 401) showError(error);
+    else $("#source-error").textContent = `Not added: ${error.message}`;
+  } finally {
+    button.disabled = false;
+    $("#source-url").focus();
+  }
 });
 
 // -- start -------------------------------------------------------------------------------------
