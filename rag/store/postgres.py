@@ -30,7 +30,13 @@ from urllib.parse import urlsplit, urlunsplit
 
 import numpy as np
 
-from rag.errors import ArticleNotFound, DocstoreUnavailable, IndexMismatch, SourceNotFound, WriterBusy
+from rag.errors import (
+    ArticleNotFound,
+    DocstoreUnavailable,
+    IndexMismatch,
+    SourceNotFound,
+    WriterBusy,
+)
 from rag.store.docstore import Embedded, _holding_chunks
 from rag.types import (
     Article,

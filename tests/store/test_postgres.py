@@ -15,7 +15,7 @@ from rag.chunking import Chunker
 from rag.errors import DocstoreUnavailable, IndexMismatch, WriterBusy
 from rag.indexer import embedded, sentences_of
 from rag.store import Store
-from rag.store.postgres import SCHEMA_VERSION, PostgresDocstore, redacted
+from rag.store.postgres import MIGRATIONS, SCHEMA_VERSION, PostgresDocstore, redacted
 from rag.types import Article
 
 DIM = 8
@@ -166,7 +166,8 @@ def test_rag_db_upgrade_creates_then_finds_nothing_to_do(url):
     env = {**os.environ, "RAG_DOCSTORE_URL": url}
     first = subprocess.run([rag, "db", "upgrade"], check=False, env=env, capture_output=True, text=True, timeout=120)
     assert first.returncode == 0, first.stderr
-    assert f"applied migration(s) 1; schema version {SCHEMA_VERSION}" in first.stdout
+    every = ", ".join(str(version) for version, _ in MIGRATIONS)
+    assert f"applied migration(s) {every}; schema version {SCHEMA_VERSION}" in first.stdout
     again = subprocess.run([rag, "db", "upgrade"], check=False, env=env, capture_output=True, text=True, timeout=120)
     assert "nothing to apply" in again.stdout
     assert "rag-test-password" not in first.stdout + first.stderr + again.stdout + again.stderr
