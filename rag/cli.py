@@ -131,17 +131,24 @@ def sources() -> None:
     """Feeds, sitemaps and pages that `rag serve` polls for new articles."""
 
 
-def _docstore(ctx: click.Context, create: bool = False):
-    """The index's docstore alone: managing sources needs no model."""
-    from rag.store.docstore import Docstore
+def _docstore(ctx: click.Context, create: bool = False, missing: str | None = None):
+    """The index's docstore alone (the SQLite file in the index folder, or RAG_DOCSTORE_URL's
+    database): managing sources or reading feedback needs no model. Only `create` may start a new
+    SQLite file; `missing` says what to do when there is none."""
+    from rag.store import open_docstore
 
-    index_dir = _settings(ctx).index_dir
-    if not (index_dir / "docstore.sqlite").exists():
+    settings = _settings(ctx)
+    index_dir = settings.index_dir
+    if settings.docstore_url is None and not (index_dir / "docstore.sqlite").exists():
         if not create:
-            raise click.ClickException(f"no index at {index_dir}: add a source with `rag sources add URL`, or name "
-                                       "another index with --index-dir or RAG_INDEX_DIR")
+            raise click.ClickException(
+                f"no index at {index_dir}: {missing or 'add a source with `rag sources add URL`'}, or name "
+                "another index with --index-dir or RAG_INDEX_DIR")
         index_dir.mkdir(parents=True, exist_ok=True)
-    docstore = Docstore(index_dir / "docstore.sqlite")
+    try:
+        docstore = open_docstore(index_dir, settings.docstore_dsn())
+    except RagError as error:
+        raise click.ClickException(str(error)) from error
     ctx.call_on_close(docstore.close)
     return docstore
 
@@ -180,7 +187,10 @@ def sources_list(ctx: click.Context, as_json: bool) -> None:
     """The sources with how their last polls went."""
     from rag.api.schemas import SourceOut
 
-    found = _docstore(ctx).sources()
+    try:
+        found = _docstore(ctx).sources()
+    except RagError as error:
+        raise click.ClickException(str(error)) from error
     if as_json:
         click.echo(json.dumps([SourceOut.of(s).model_dump(mode="json") for s in found], indent=2))
         return
@@ -420,18 +430,12 @@ def feedback_export(ctx: click.Context, since: date | None, output: Path | None)
     from datetime import UTC, datetime, time
 
     from rag.api.schemas import FeedbackModel
-    from rag.store.docstore import Docstore
 
-    path = _settings(ctx).index_dir / "docstore.sqlite"
-    if not path.exists():
-        raise click.ClickException(f"no index at {path.parent}")
-    docstore = Docstore(path)  # no model needed: feedback is plain rows
+    docstore = _docstore(ctx, missing="ask questions and give feedback on the answers first")
     try:
         rows = docstore.feedback(datetime.combine(since, time.min, UTC) if since else None)
     except RagError as error:
         raise click.ClickException(str(error)) from error
-    finally:
-        docstore.close()
     lines = "".join(FeedbackModel.of(f).model_dump_json() + "\n" for f in rows)
     if output is None:
         click.echo(lines, nl=False)

@@ -16,7 +16,10 @@ processes and hosts is a session advisory lock (`writer_lock`), held for the who
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import logging
+import re
 import threading
 import time as clock
 from collections.abc import Iterable, Iterator, Sequence
@@ -27,9 +30,26 @@ from urllib.parse import urlsplit, urlunsplit
 
 import numpy as np
 
-from rag.errors import ArticleNotFound, DocstoreUnavailable, IndexMismatch, WriterBusy
+from rag.errors import (
+    ArticleNotFound,
+    DocstoreUnavailable,
+    IndexMismatch,
+    SourceNotFound,
+    WriterBusy,
+)
 from rag.store.docstore import Embedded, _holding_chunks
-from rag.types import Article, Filters, Passage, Span
+from rag.types import (
+    Article,
+    ArticlePage,
+    ArticleSummary,
+    Facets,
+    Feedback,
+    Filters,
+    Passage,
+    Source,
+    SourceItem,
+    Span,
+)
 
 if TYPE_CHECKING:
     import psycopg
@@ -85,6 +105,48 @@ CREATE TABLE sentences (
     UNIQUE (article_id, start)
 );
 CREATE INDEX sentences_text_hash ON sentences(text_hash);
+"""),
+    # The SQLite docstore's schema 3: the articles' author and where their date came from, the
+    # sources `rag serve` polls with what each listed, and readers' feedback on answers.
+    (2, """
+ALTER TABLE articles ADD COLUMN author text, ADD COLUMN date_source text;
+CREATE TABLE sources (
+    id text PRIMARY KEY,
+    url text NOT NULL UNIQUE,
+    every_s integer NOT NULL,
+    category text,
+    added_at timestamptz NOT NULL,
+    etag text,                          -- the source's validators, for conditional requests
+    last_modified text,
+    last_fetched_at timestamptz,
+    last_new_article_at timestamptz,
+    last_error text,                    -- NULL once a poll succeeds again
+    last_error_at timestamptz,
+    failures integer NOT NULL DEFAULT 0,
+    next_poll_at timestamptz NOT NULL
+);
+CREATE INDEX sources_next_poll ON sources(next_poll_at);
+CREATE TABLE source_items (
+    source_id text NOT NULL REFERENCES sources(id) ON DELETE CASCADE,
+    url text NOT NULL,
+    signature text NOT NULL,
+    etag text,
+    last_modified text,
+    article_id text,
+    PRIMARY KEY (source_id, url)
+);
+CREATE TABLE feedback (
+    id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    created_at timestamptz NOT NULL,
+    question text NOT NULL,
+    answer text NOT NULL,
+    citations json NOT NULL,            -- json, not jsonb: the citations come back as the API gave them
+    backend text NOT NULL,
+    verdict text NOT NULL CHECK (verdict IN ('up', 'down')),
+    comment text,
+    key text                            -- the API key's label, never the key
+);
+CREATE INDEX feedback_created ON feedback(created_at);
 """),
 )
 SCHEMA_VERSION = MIGRATIONS[-1][0]
@@ -328,6 +390,52 @@ class PostgresDocstore:
             raise ArticleNotFound(article_id)
         return _article(rows[0])
 
+    def list_articles(self, filters: Filters, query: str | None = None, limit: int = 50,
+                      offset: int = 0) -> ArticlePage:
+        """Articles passing the filters whose title or id holds `query` (any case), newest first
+        (undated last, then by title), without their text: one page and the total, read together."""
+        where, params = _filter_sql(filters)
+        if query and query.strip():
+            # ILIKE is case-blind for every letter (SQLite's LIKE only for ASCII ones); the
+            # wildcards in the query are escaped.
+            pattern = "%" + re.sub(r"([\\%_])", r"\\\1", query.strip()) + "%"
+            where += (" AND " if where else " WHERE ") + "(a.title ILIKE %s OR a.id ILIKE %s)"
+            params += [pattern, pattern]
+        with self._snapshot() as conn:
+            total = conn.execute("SELECT count(*) FROM articles a" + where, params).fetchone()[0]
+            rows = conn.execute(
+                "SELECT a.id, a.title, a.source, a.url, a.published_at, a.category, a.ingested_at FROM articles a"
+                + where + " ORDER BY a.published_at IS NULL, a.published_at DESC, a.title COLLATE \"C\", "
+                "a.id COLLATE \"C\" LIMIT %s OFFSET %s", [*params, limit, offset]).fetchall()
+        return ArticlePage(total, offset, tuple(
+            ArticleSummary(id=r[0], title=r[1], source=r[2], url=r[3], published_at=_utc(r[4]), category=r[5],
+                           ingested_at=_utc(r[6])) for r in rows))
+
+    def facets(self) -> Facets:
+        """Categories and sources with their article counts (most first), and the span of dates."""
+        with self._snapshot() as conn:
+            categories = tuple(conn.execute(
+                "SELECT category, count(*) AS n FROM articles WHERE category IS NOT NULL "
+                'GROUP BY category ORDER BY n DESC, category COLLATE "C"').fetchall())
+            sources = tuple(conn.execute(
+                "SELECT source, count(*) AS n FROM articles WHERE source IS NOT NULL "
+                'GROUP BY source ORDER BY n DESC, source COLLATE "C"').fetchall())
+            first, last, articles, dated = conn.execute(
+                "SELECT min(published_at), max(published_at), count(*), count(published_at) FROM articles"
+            ).fetchone()
+        return Facets(categories, sources, _utc(first), _utc(last), articles, articles - dated)
+
+    def feedback(self, since: datetime | None = None) -> list[Feedback]:
+        """Stored feedback, oldest first; only that given at or after `since` if it is set."""
+        sql = "SELECT id, created_at, question, answer, citations, backend, verdict, comment, key FROM feedback"
+        params: list[datetime] = []
+        if since is not None:
+            sql += " WHERE created_at >= %s"
+            params.append(since if since.tzinfo else since.replace(tzinfo=UTC))
+        return [Feedback(id=r[0], created_at=_utc(r[1]), question=r[2], answer=r[3], citations=tuple(r[4]),
+                         backend=r[5], verdict=r[6], comment=r[7], key=r[8])
+                for r in self._all(sql + " ORDER BY id", params)]
+
     def rowids(self) -> np.ndarray:
         return np.array([r[0] for r in self._all("SELECT rowid FROM chunks ORDER BY rowid")], dtype=np.int64)
 
@@ -470,7 +578,7 @@ class PostgresDocstore:
             r[0]: Passage(
                 chunk_id=r[1], article_id=r[2], title=r[3], text=r[4], start=r[5], end=r[6],
                 sentences=tuple(sentences[r[0]]), score=0.0, source=r[7], url=r[8],
-                published_at=r[9].astimezone(UTC) if r[9] else None, category=r[10],
+                published_at=_utc(r[9]), category=r[10],
             )
             for r in rows
         }
@@ -485,9 +593,11 @@ class PostgresDocstore:
                 article = item.article
                 cur.execute("DELETE FROM articles WHERE id=%s", (article.id,))  # cascades
                 cur.execute(
-                    "INSERT INTO articles VALUES (%s,%s,%s,%s,%s,%s,%s,%s,%s,%s)",
+                    "INSERT INTO articles (id, title, text, source, url, published_at, category, content_hash, "
+                    "origin, ingested_at, author, date_source) VALUES (%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s)",
                     (article.id, article.title, article.text, article.source, article.url,
-                     article.published_at, article.category, article.content_hash, article.origin, now))
+                     article.published_at, article.category, article.content_hash, article.origin, now,
+                     article.author, article.date_source))
                 cur.executemany(
                     'INSERT INTO chunks (id, article_id, n, start, "end", text, text_hash, vector) '
                     "VALUES (%s,%s,%s,%s,%s,%s,%s,%s)",
@@ -505,17 +615,108 @@ class PostgresDocstore:
                 raise ArticleNotFound(article_id)
             return _bump(conn)
 
+    def add_feedback(self, feedback: Feedback) -> Feedback:
+        """Store a verdict on an answer; returns it with its id and time. The generation does not
+        move: nothing derived reads feedback."""
+        now = datetime.now(UTC)
+        with self._transaction() as conn:
+            stored_id = conn.execute(
+                "INSERT INTO feedback (created_at, question, answer, citations, backend, verdict, comment, key) "
+                "VALUES (%s,%s,%s,%s,%s,%s,%s,%s) RETURNING id",
+                (now, feedback.question, feedback.answer, json.dumps(list(feedback.citations), ensure_ascii=False),
+                 feedback.backend, feedback.verdict, feedback.comment, feedback.key)).fetchone()[0]
+        return dataclasses.replace(feedback, id=stored_id, created_at=now)
+
+    # -- polled sources (not indexed: their writes leave the generation alone) -----------------------
+    def add_source(self, source: Source) -> Source:
+        """Store a source; one already there under that URL keeps its state and history and takes
+        the new interval and category."""
+        with self._transaction() as conn:
+            row = conn.execute(
+                "INSERT INTO sources (id, url, every_s, category, added_at, next_poll_at) VALUES (%s,%s,%s,%s,%s,%s) "
+                "ON CONFLICT (url) DO UPDATE SET every_s=excluded.every_s, category=excluded.category "
+                f"RETURNING {_SOURCE_COLUMNS}",
+                (source.id, source.url, source.every_s, source.category, source.added_at,
+                 source.next_poll_at)).fetchone()
+        return _source(row)
+
+    def sources(self) -> list[Source]:
+        return [_source(row) for row in self._all(
+            f'SELECT {_SOURCE_COLUMNS} FROM sources ORDER BY added_at, id COLLATE "C"')]
+
+    def source(self, source_id: str) -> Source:
+        rows = self._all(f"SELECT {_SOURCE_COLUMNS} FROM sources WHERE id=%s", (source_id,))
+        if not rows:
+            raise SourceNotFound(source_id)
+        return _source(rows[0])
+
+    def remove_source(self, source_id: str) -> None:
+        """Forget a source and what it listed (its articles stay: delete them one by one)."""
+        with self._transaction() as conn:
+            conn.execute("DELETE FROM source_items WHERE source_id=%s", (source_id,))
+            if conn.execute("DELETE FROM sources WHERE id=%s", (source_id,)).rowcount == 0:
+                raise SourceNotFound(source_id)
+
+    def due_sources(self, now: datetime) -> list[Source]:
+        return [_source(row) for row in self._all(
+            f"SELECT {_SOURCE_COLUMNS} FROM sources WHERE next_poll_at <= %s ORDER BY next_poll_at", (now,))]
+
+    def record_poll(self, source: Source) -> None:
+        """Save how a poll went (validators, times, error, failures, next poll) for a source still
+        there (one removed meanwhile stays removed)."""
+        with self._transaction() as conn:
+            conn.execute(
+                "UPDATE sources SET etag=%s, last_modified=%s, last_fetched_at=%s, last_new_article_at=%s, "
+                "last_error=%s, last_error_at=%s, failures=%s, next_poll_at=%s WHERE id=%s",
+                (source.etag, source.last_modified, source.last_fetched_at, source.last_new_article_at,
+                 source.last_error, source.last_error_at, source.failures, source.next_poll_at, source.id))
+
+    def source_items(self, source_id: str) -> dict[str, SourceItem]:
+        return {row[0]: SourceItem(*row) for row in self._all(
+            "SELECT url, signature, etag, last_modified, article_id FROM source_items WHERE source_id=%s",
+            (source_id,))}
+
+    def put_source_items(self, source_id: str, items: Sequence[SourceItem]) -> None:
+        """Remember items as seen, after their articles are committed: a crash in between only
+        means fetching them again, and the unchanged articles are skipped then."""
+        with self._transaction() as conn:
+            # The source's row locked: a removal waits for these items instead of racing them.
+            if conn.execute("SELECT 1 FROM sources WHERE id=%s FOR SHARE", (source_id,)).fetchone() is None:
+                return  # removed while it was being polled
+            with conn.cursor() as cur:
+                cur.executemany(
+                    "INSERT INTO source_items (source_id, url, signature, etag, last_modified, article_id) "
+                    "VALUES (%s,%s,%s,%s,%s,%s) ON CONFLICT (source_id, url) DO UPDATE SET "
+                    "signature=excluded.signature, etag=excluded.etag, last_modified=excluded.last_modified, "
+                    "article_id=excluded.article_id",
+                    [(source_id, i.url, i.signature, i.etag, i.last_modified, i.article_id) for i in items])
+
     def close(self) -> None:
         self.release_writer_lock()
         self._pool.close()
 
 
-_ARTICLE_COLUMNS = "id, title, text, source, url, published_at, category, origin"
+_ARTICLE_COLUMNS = "id, title, text, source, url, published_at, category, origin, author, date_source"
 
 
 def _article(row: tuple) -> Article:
-    return Article(id=row[0], title=row[1], text=row[2], source=row[3], url=row[4],
-                   published_at=row[5].astimezone(UTC) if row[5] else None, category=row[6], origin=row[7])
+    return Article(id=row[0], title=row[1], text=row[2], source=row[3], url=row[4], published_at=_utc(row[5]),
+                   category=row[6], origin=row[7], author=row[8], date_source=row[9])
+
+
+_SOURCE_COLUMNS = ("id, url, every_s, category, added_at, etag, last_modified, last_fetched_at, last_new_article_at, "
+                   "last_error, last_error_at, failures, next_poll_at")
+
+
+def _source(row: tuple) -> Source:
+    return Source(id=row[0], url=row[1], every_s=row[2], category=row[3], added_at=_utc(row[4]), etag=row[5],
+                  last_modified=row[6], last_fetched_at=_utc(row[7]), last_new_article_at=_utc(row[8]),
+                  last_error=row[9], last_error_at=_utc(row[10]), failures=row[11], next_poll_at=_utc(row[12]))
+
+
+def _utc(value: datetime | None) -> datetime | None:
+    """A timestamptz as the SQLite docstore reads its ISO strings back: in UTC."""
+    return value.astimezone(UTC) if value else None
 
 
 def _bump(conn: psycopg.Connection) -> int:

@@ -253,28 +253,36 @@ def rag_cli(index: Path, *args: str, **env: str) -> subprocess.CompletedProcess:
                           stdin=subprocess.DEVNULL)
 
 
-def test_rag_sources_add_list_remove(tmp_path):
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_rag_sources_add_list_remove(tmp_path, request, backend):
     index = tmp_path / "index"
+    env = {} if backend == "sqlite" else {
+        "RAG_DOCSTORE_URL": request.getfixturevalue("postgres").create_database(f"cli_{backend}_{os.getpid()}")}
+
+    def cli(*args: str) -> subprocess.CompletedProcess:
+        return rag_cli(index, *args, **env)
+
     # A public address written as one: resolving it sends no query, and nothing is fetched here.
-    added = rag_cli(index, "sources", "add", "https://93.184.215.14/feed.rss", "--every", "1h30m",
-                    "--category", "World")
+    added = cli("sources", "add", "https://93.184.215.14/feed.rss", "--every", "1h30m", "--category", "World")
     assert added.returncode == 0, added.stderr
     source_id = added.stdout.split()[0]
     assert "every 90m" in added.stdout
-    listed = rag_cli(index, "sources", "list", "--json")
+    listed = cli("sources", "list", "--json")
     [source] = json.loads(listed.stdout)
     assert source["id"] == source_id and source["every_s"] == 5400 and source["category"] == "world"
     assert source["status"] == "new"
-    text = rag_cli(index, "sources", "list").stdout
+    text = cli("sources", "list").stdout
     assert "last fetched never" in text and "https://93.184.215.14/feed.rss" in text
-    bad = rag_cli(index, "sources", "add", "https://news.example.com/x", "--every", "often")
+    bad = cli("sources", "add", "https://news.example.com/x", "--every", "often")
     assert bad.returncode == 2 and "not an interval" in bad.stderr
-    private = rag_cli(index, "sources", "add", "http://192.168.0.10/feed")
+    private = cli("sources", "add", "http://192.168.0.10/feed")
     assert private.returncode == 1 and "private" in private.stderr
-    assert rag_cli(index, "sources", "remove", source_id).returncode == 0
-    gone = rag_cli(index, "sources", "remove", source_id)
+    assert cli("sources", "remove", source_id).returncode == 0
+    gone = cli("sources", "remove", source_id)
     assert gone.returncode == 1 and "no source with id" in gone.stderr
-    assert json.loads(rag_cli(index, "sources", "list", "--json").stdout) == []
+    assert json.loads(cli("sources", "list", "--json").stdout) == []
+    # With RAG_DOCSTORE_URL the sources live in that database, not in a file of the index folder.
+    assert (index / "docstore.sqlite").exists() == (backend == "sqlite")
 
 
 def test_a_schema_2_docstore_is_migrated_keeping_its_articles(feed_service, tmp_path, embedder, pieces):

@@ -4,6 +4,7 @@ and a server restart costing errors (DocstoreUnavailable) only while it is down.
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
 
 import numpy as np
@@ -14,7 +15,7 @@ from rag.chunking import Chunker
 from rag.errors import DocstoreUnavailable, IndexMismatch, WriterBusy
 from rag.indexer import embedded, sentences_of
 from rag.store import Store
-from rag.store.postgres import SCHEMA_VERSION, PostgresDocstore, redacted
+from rag.store.postgres import MIGRATIONS, SCHEMA_VERSION, PostgresDocstore, redacted
 from rag.types import Article
 
 DIM = 8
@@ -165,10 +166,35 @@ def test_rag_db_upgrade_creates_then_finds_nothing_to_do(url):
     env = {**os.environ, "RAG_DOCSTORE_URL": url}
     first = subprocess.run([rag, "db", "upgrade"], check=False, env=env, capture_output=True, text=True, timeout=120)
     assert first.returncode == 0, first.stderr
-    assert f"applied migration(s) 1; schema version {SCHEMA_VERSION}" in first.stdout
+    every = ", ".join(str(version) for version, _ in MIGRATIONS)
+    assert f"applied migration(s) {every}; schema version {SCHEMA_VERSION}" in first.stdout
     again = subprocess.run([rag, "db", "upgrade"], check=False, env=env, capture_output=True, text=True, timeout=120)
     assert "nothing to apply" in again.stdout
     assert "rag-test-password" not in first.stdout + first.stderr + again.stdout + again.stderr
     unset = subprocess.run([rag, "db", "upgrade"], check=False, env={k: v for k, v in env.items() if k != "RAG_DOCSTORE_URL"},
                            capture_output=True, text=True, timeout=120)
     assert unset.returncode == 1 and "RAG_DOCSTORE_URL is not set" in unset.stderr
+
+
+def test_a_database_at_schema_1_is_migrated_keeping_its_articles(url, tmp_path):
+    """A server left at the first schema (before authors, sources and feedback): opening it applies
+    migration 2 alone, and every article, chunk and vector stays."""
+    docstore = PostgresDocstore(url)
+    docstore.put([_embedded(_article(1))])
+    before = (docstore.counts(), docstore.all_vectors()[0].tolist(), docstore.generation())
+    docstore.close()
+    with psycopg.connect(url, autocommit=True) as conn:  # back to what schema 1 created
+        conn.execute("DROP TABLE feedback, source_items, sources")
+        conn.execute("ALTER TABLE articles DROP COLUMN author, DROP COLUMN date_source")
+        conn.execute("DELETE FROM schema_migrations WHERE version > 1")
+    migrated = PostgresDocstore(url)
+    try:
+        assert migrated.applied == [2] and migrated.schema_version() == SCHEMA_VERSION == 2
+        assert (migrated.counts(), migrated.all_vectors()[0].tolist(), migrated.generation()) == before
+        article = migrated.get_article("a1")
+        assert article.text == _article(1).text and article.author is None and article.date_source is None
+        assert migrated.feedback() == [] and migrated.sources() == []
+        migrated.put([_embedded(dataclasses.replace(_article(2), author="Ann Example", date_source="meta"))])
+        assert migrated.get_article("a2").author == "Ann Example"
+    finally:
+        migrated.close()
