@@ -20,6 +20,9 @@ class Article:
     published_at: datetime | None = None
     category: str | None = None
     origin: str = ""  # where it was read from (file path, request item); for messages only
+    # Where `published_at` came from: record, meta, url, dateline or none (`rag.ingest.dates`).
+    # Not in `content_hash`: it follows from the fields that are.
+    date_source: str = "none"
 
     @property
     def content_hash(self) -> str:
@@ -107,6 +110,7 @@ class Passage:
     published_at: datetime | None = None
     category: str | None = None
     scores: dict[str, float] = field(default_factory=dict)  # per retriever, for explanations
+    date_source: str = "none"
 
     def quote(self, span: Span) -> str:
         """The article text at `span`, which must lie inside this passage."""
@@ -125,6 +129,8 @@ class Citation:
     start: int
     end: int
     score: float
+    published_at: datetime | None = None  # the cited article's date: when the evidence was true
+    date_source: str = "none"
 
 
 @dataclass(frozen=True, slots=True)

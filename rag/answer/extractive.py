@@ -195,7 +195,8 @@ def _citation(sentence: F.Sentence, score: float) -> Citation:
     return Citation(
         n=1, article_id=sentence.passage.article_id, title=sentence.passage.title,
         chunk_id=sentence.passage.chunk_id, quote=sentence.text, start=sentence.span.start,
-        end=sentence.span.end, score=round(score, 4),
+        end=sentence.span.end, score=round(score, 4), published_at=sentence.passage.published_at,
+        date_source=sentence.passage.date_source,
     )
 
 

@@ -314,7 +314,8 @@ def _citations(kept, shown: dict[int, Numbered]) -> tuple[Citation, ...]:
         score, span = best[n]
         p = shown[n].passage
         out.append(Citation(n=n, article_id=p.article_id, title=p.title, chunk_id=p.chunk_id,
-                            quote=p.quote(span), start=span.start, end=span.end, score=round(score, 4)))
+                            quote=p.quote(span), start=span.start, end=span.end, score=round(score, 4),
+                            published_at=p.published_at, date_source=p.date_source))
     return tuple(out)
 
 

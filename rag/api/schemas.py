@@ -67,6 +67,8 @@ class CitationModel(BaseModel):
     start: int
     end: int
     score: float
+    published_at: datetime | None = Field(None, description="The cited article's date: when the evidence was true")
+    date_source: str = Field("none", description="Where that date came from: record, meta, url, dateline or none")
 
     @classmethod
     def of(cls, citation: Citation) -> CitationModel:
@@ -119,6 +121,7 @@ class SearchResult(BaseModel):
     source: str | None
     url: str | None
     published_at: datetime | None
+    date_source: str
     category: str | None
     scores: dict[str, float]
 
@@ -126,7 +129,7 @@ class SearchResult(BaseModel):
     def of(cls, p: Passage) -> SearchResult:
         return cls(article_id=p.article_id, chunk_id=p.chunk_id, title=p.title, text=p.text, score=p.score,
                    start=p.start, end=p.end, source=p.source, url=p.url, published_at=p.published_at,
-                   category=p.category, scores=p.scores)
+                   date_source=p.date_source, category=p.category, scores=p.scores)
 
 
 class SearchResponse(BaseModel):
@@ -174,12 +177,14 @@ class ArticleOut(BaseModel):
     source: str | None
     url: str | None
     published_at: datetime | None
+    date_source: str = Field(..., description="Where published_at came from: record (the record's field), meta "
+                                              "(the page's date metadata), url, dateline, or none")
     category: str | None
 
     @classmethod
     def of(cls, a: Article) -> ArticleOut:
         return cls(id=a.id, title=a.title, text=a.text, source=a.source, url=a.url,
-                   published_at=a.published_at, category=a.category)
+                   published_at=a.published_at, date_source=a.date_source, category=a.category)
 
 
 class DeleteResponse(BaseModel):

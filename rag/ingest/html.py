@@ -12,11 +12,13 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import datetime
 
 import lxml.etree
 import lxml.html
 
 from rag.ingest.cleaning import normalize_text, one_line
+from rag.ingest.dates import date_from_meta, parse_iso
 
 # Elements whose content is never visible text.
 _INVISIBLE_TAGS = ("script", "style", "noscript", "template", "iframe", "svg", "object", "embed")
@@ -42,6 +44,8 @@ class HtmlPage:
     source: str | None = None  # og:site_name and the like
     url: str | None = None  # canonical link or og:url
     published: str | None = None  # YYYY-MM-DD from meta tags, as htmldate reads them
+    # From the page's own publication metadata (`rag.ingest.dates.date_from_meta`), else `published`
+    published_at: datetime | None = None
 
 
 def html_to_text(html: str) -> tuple[str | None, str]:
@@ -55,6 +59,7 @@ def read_html(html: str) -> HtmlPage:
     root = _parse(html)
     if root is None:
         return HtmlPage(None, "")
+    declared = date_from_meta(root)  # before JSON-LD <script>s go with the invisible elements
     strip_invisible(root)
     from trafilatura import extract_metadata  # heavy import: only when HTML is read
 
@@ -73,6 +78,7 @@ def read_html(html: str) -> HtmlPage:
         source=one_line(meta.sitename or "") or None,
         url=(meta.url or "").strip() or None,
         published=meta.date or None,
+        published_at=declared or (parse_iso(meta.date) if meta.date else None),
     )
 
 

@@ -30,7 +30,7 @@ from rag.types import Article, Chunk, Filters, Passage, Span
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -44,7 +44,9 @@ CREATE TABLE IF NOT EXISTS articles (
     category TEXT,
     content_hash TEXT NOT NULL,
     origin TEXT NOT NULL,
-    ingested_at TEXT NOT NULL
+    ingested_at TEXT NOT NULL,
+    date_source TEXT NOT NULL DEFAULT 'none'   -- where published_at came from: record, meta, url,
+                                               -- dateline or none (rag.ingest.dates)
 );
 CREATE INDEX IF NOT EXISTS articles_category ON articles(category);
 CREATE INDEX IF NOT EXISTS articles_source ON articles(source);
@@ -92,6 +94,14 @@ CREATE TABLE sentences (
 INSERT INTO sentences (article_id, start, end) SELECT article_id, start, end FROM sentences_v1 ORDER BY article_id, start;
 DROP TABLE sentences_v1;
 UPDATE meta SET value = '2' WHERE key = 'schema_version';
+"""
+
+# Schema 2 stored dates without their source. Before it, a date could only come from a record's
+# `published_at` or, for an .html/.htm file, from the page's date metadata: that is what is filled in.
+_MIGRATE_2_TO_3 = """
+ALTER TABLE articles ADD COLUMN date_source TEXT NOT NULL DEFAULT 'none';
+UPDATE articles SET date_source = CASE WHEN lower(origin) LIKE '%.htm' OR lower(origin) LIKE '%.html' THEN 'meta' ELSE 'record' END WHERE published_at IS NOT NULL;
+UPDATE meta SET value = '3' WHERE key = 'schema_version';
 """
 
 
@@ -171,6 +181,12 @@ class Docstore:
                     db.execute(statement)
             log.info("docstore %s migrated to schema 2: sentence vectors are filled in by the next ingest",
                      self.path)
+        columns = {row[1] for row in db.execute("PRAGMA table_info(articles)")}
+        if columns and "date_source" not in columns:
+            with self._transaction() as db:
+                for statement in filter(str.strip, _MIGRATE_2_TO_3.split(";")):
+                    db.execute(statement)
+            log.info("docstore %s migrated to schema 3: dates carry their source", self.path)
 
     # -- meta ----------------------------------------------------------------------------------
     def generation(self) -> int:
@@ -237,14 +253,14 @@ class Docstore:
 
     def get_article(self, article_id: str) -> Article:
         row = self._db().execute(
-            "SELECT id, title, text, source, url, published_at, category, origin FROM articles WHERE id=?",
-            (article_id,),
+            "SELECT id, title, text, source, url, published_at, category, origin, date_source FROM articles "
+            "WHERE id=?", (article_id,),
         ).fetchone()
         if row is None:
             raise ArticleNotFound(article_id)
         return Article(
             id=row[0], title=row[1], text=row[2], source=row[3], url=row[4],
-            published_at=_parse_iso(row[5]), category=row[6], origin=row[7],
+            published_at=_parse_iso(row[5]), category=row[6], origin=row[7], date_source=row[8],
         )
 
     def model(self) -> tuple[str, int] | None:
@@ -419,15 +435,16 @@ class Docstore:
         with self._snapshot() as db:
             for article_id in article_ids:
                 row = db.execute(
-                    "SELECT id, title, text, source, url, published_at, category, origin FROM articles "
-                    "WHERE id=?", (article_id,),
+                    "SELECT id, title, text, source, url, published_at, category, origin, date_source "
+                    "FROM articles WHERE id=?", (article_id,),
                 ).fetchone()
                 if row is None:
                     continue
                 spans = [Span(s, e) for s, e in db.execute(
                     "SELECT start, end FROM sentences WHERE article_id=? ORDER BY start", (article_id,))]
                 out.append((Article(id=row[0], title=row[1], text=row[2], source=row[3], url=row[4],
-                                    published_at=_parse_iso(row[5]), category=row[6], origin=row[7]), spans))
+                                    published_at=_parse_iso(row[5]), category=row[6], origin=row[7],
+                                    date_source=row[8]), spans))
         return out
 
     def hydrate(self, rowids: Sequence[int]) -> dict[int, Passage]:
@@ -440,7 +457,7 @@ class Docstore:
         with self._snapshot() as db:
             rows = db.execute(
                 "SELECT c.rowid, c.id, c.article_id, a.title, c.text, c.start, c.end, a.source, a.url, "
-                f"a.published_at, a.category FROM chunks c JOIN articles a ON a.id = c.article_id "
+                f"a.published_at, a.category, a.date_source FROM chunks c JOIN articles a ON a.id = c.article_id "
                 f"WHERE c.rowid IN ({marks})",
                 list(rowids),
             ).fetchall()
@@ -457,7 +474,7 @@ class Docstore:
             r[0]: Passage(
                 chunk_id=r[1], article_id=r[2], title=r[3], text=r[4], start=r[5], end=r[6],
                 sentences=sentences[r[0]], score=0.0, source=r[7], url=r[8],
-                published_at=_parse_iso(r[9]), category=r[10],
+                published_at=_parse_iso(r[9]), category=r[10], date_source=r[11],
             )
             for r in rows
         }
@@ -473,10 +490,11 @@ class Docstore:
                 article, chunks, text_hashes, vectors = item.article, item.chunks, item.chunk_hashes, item.chunk_vectors
                 db.execute("DELETE FROM articles WHERE id=?", (article.id,))  # cascades
                 db.execute(
-                    "INSERT INTO articles VALUES (?,?,?,?,?,?,?,?,?,?)",
+                    "INSERT INTO articles (id, title, text, source, url, published_at, category, content_hash, "
+                    "origin, ingested_at, date_source) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
                     (article.id, article.title, article.text, article.source, article.url,
                      _iso(article.published_at), article.category, article.content_hash,
-                     article.origin, now),
+                     article.origin, now, article.date_source),
                 )
                 db.executemany(
                     "INSERT INTO chunks (id, article_id, n, start, end, text, text_hash, vector) "
