@@ -20,7 +20,7 @@ import math
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, datetime
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -32,7 +32,7 @@ from rag.embedding import Embedder
 from rag.errors import InvalidInput
 from rag.prompts import render
 from rag.store import Store
-from rag.types import NO_FILTERS, Article, Filters, Span
+from rag.types import NO_FILTERS, Article, Filters, Span, TimeWindow
 
 if TYPE_CHECKING:
     from llama_index.core.llms import LLM
@@ -98,6 +98,18 @@ class TimelineEntry:
 
 
 @dataclass(frozen=True, slots=True)
+class Change:
+    """How one story moved across the briefing's window: its first and its last dated article."""
+
+    story: int  # index into Briefing.stories
+    first: date
+    last: date
+    before: str  # the first article's headline
+    after: str  # the last article's headline
+    citations: tuple[int, int]  # their source numbers
+
+
+@dataclass(frozen=True, slots=True)
 class BriefSource:
     n: int
     article_id: str
@@ -129,6 +141,9 @@ class Briefing:
     duplicates_merged: int
     backend: str = "extractive"
     fallback_reason: str | None = None
+    changes: tuple[Change, ...] = ()  # with a window: what changed across it, story by story
+    as_of: datetime | None = None  # the asking date: nothing dated after it was read
+    time_window: TimeWindow | None = None  # the window the topic's time words named
 
 
 # -- internal records ----------------------------------------------------------------------------
@@ -170,7 +185,8 @@ class Briefer:
     reduce_notes_chars: int = REDUCE_NOTES_CHARS
 
     def brief(self, topic: str, filters: Filters = NO_FILTERS, max_articles: int | None = None,
-              progress: Progress | None = None) -> Briefing:
+              progress: Progress | None = None, windowed: bool = False) -> Briefing:
+        """`windowed`: the filters name a time window, and the briefing says what changed across it."""
         topic = topic.strip()
         if not topic:
             raise InvalidInput("topic must not be empty")
@@ -206,7 +222,7 @@ class Briefer:
             except Exception as error:  # noqa: BLE001 - an LLM failure falls back, and says why
                 fallback = f"LLM briefing failed ({type(error).__name__}: {error}); extractive points used"
         return _assemble(topic, title, overview, docs, stories, points, len(ranked), len(chosen), merged,
-                         backend, fallback)
+                         backend, fallback, windowed)
 
     # -- matching -------------------------------------------------------------------------------
     def _matching(self, topic: str, topic_vector: np.ndarray, filters: Filters) -> list[tuple[str, float, np.ndarray]]:
@@ -473,14 +489,19 @@ def _select(docs: list[_Doc], pool: list[_Sentence], vectors: np.ndarray, topic_
 
 def _assemble(topic: str, title: str, overview: str, docs: list[_Doc], stories: list[Story],
               points: list[_Point], matched: int, read: int, merged: int, backend: str,
-              fallback: str | None) -> Briefing:
+              fallback: str | None, windowed: bool = False) -> Briefing:
     """Points grouped by story (stories in the order of their best point), sources numbered in
-    order of first citation (points, then timeline)."""
+    order of first citation (points, then timeline, then changes)."""
     story_order = list(dict.fromkeys(p.story for p in points))
-    ordered = sorted(points, key=lambda p: story_order.index(p.story))
     timeline_docs = _timeline_days(docs)
+    change_docs = _change_docs(docs) if windowed else []
+    for story, _, _ in change_docs:
+        if story not in story_order:
+            story_order.append(story)
+    ordered = sorted(points, key=lambda p: story_order.index(p.story))
     numbers: dict[int, int] = {}
-    for d in [d for p in ordered for d in p.docs] + [d for _, ds in timeline_docs for d in ds]:
+    for d in ([d for p in ordered for d in p.docs] + [d for _, ds in timeline_docs for d in ds]
+              + [d for _, first, last in change_docs for d in (first, last)]):
         numbers.setdefault(d, len(numbers) + 1)
     story_index = {s: i for i, s in enumerate(story_order)}
     out_points = tuple(
@@ -503,8 +524,32 @@ def _assemble(topic: str, title: str, overview: str, docs: list[_Doc], stories: 
         for d, n in numbers.items()
     )
     used_stories = tuple(stories[s] for s in story_order)
+    changes = tuple(
+        Change(story_index[s], docs[a].article.published_at.date(), docs[b].article.published_at.date(),
+               docs[a].article.title, docs[b].article.title, (numbers[a], numbers[b]))
+        for s, a, b in change_docs
+    )
     return Briefing(topic, title, overview, out_points, timeline, sources, used_stories, matched, read, merged,
-                    backend, fallback)
+                    backend, fallback, changes)
+
+
+def _change_docs(docs: list[_Doc], most: int = 5) -> list[tuple[int, int, int]]:
+    """(story, its earliest dated doc, its latest dated doc) for the `most` largest stories whose
+    articles span more than one day, largest first: what each story said first and last."""
+    by_story: dict[int, list[int]] = {}
+    for d, doc in enumerate(docs):
+        if doc.article.published_at is not None:
+            by_story.setdefault(doc.story, []).append(d)
+    out = []
+    for story, ds in sorted(by_story.items(), key=lambda item: (-len(item[1]), item[0])):
+        # Docs are in relevance order: min/max keep the most relevant of a day's articles.
+        first = min(ds, key=lambda d: docs[d].article.published_at.date())
+        last = max(ds, key=lambda d: docs[d].article.published_at.date())
+        if docs[first].article.published_at.date() < docs[last].article.published_at.date():
+            out.append((story, first, last))
+        if len(out) == most:
+            break
+    return out
 
 
 def _timeline_days(docs: list[_Doc]) -> list[tuple[date, list[int]]]:
@@ -625,6 +670,8 @@ def to_markdown(b: Briefing) -> str:
         lines.append("## Key points")
         for s, story in enumerate(b.stories):
             story_points = [p for p in b.points if p.story == s]
+            if not story_points:
+                continue  # a story shown only under "What changed"
             if len(b.stories) > 1:
                 lines += ["", f"### {story.title}"]
             lines += [f"- {p.text}" for p in story_points]
@@ -633,6 +680,12 @@ def to_markdown(b: Briefing) -> str:
         lines.append("## Timeline")
         lines += [f"- **{e.date.isoformat()}**: {e.text} " + "".join(f"[{n}]" for n in e.citations)
                   for e in b.timeline]
+        lines.append("")
+    if b.changes:
+        window = f" ({b.time_window.phrase})" if b.time_window else ""
+        lines.append(f"## What changed{window}")
+        lines += [f"- {b.stories[c.story].title}: **{c.first.isoformat()}** {c.before} [{c.citations[0]}] → "
+                  f"**{c.last.isoformat()}** {c.after} [{c.citations[1]}]" for c in b.changes]
         lines.append("")
     if b.sources:
         lines.append("## Sources")
@@ -651,6 +704,7 @@ __all__ = [
     "BriefSource",
     "Briefer",
     "Briefing",
+    "Change",
     "Evidence",
     "Story",
     "TimelineEntry",

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from datetime import date, datetime
 from typing import TYPE_CHECKING
+from zoneinfo import ZoneInfo
 
 from rag.answer import Answerer
 from rag.answer.citations import SupportScorer
+from rag.answer.dated import latest_answer, stamped
 from rag.answer.extractive import ExtractiveAnswerer
 from rag.answer.llm import LLMAnswerer
 from rag.briefing import Briefer, Briefing, Progress
@@ -22,10 +27,15 @@ from rag.llm import build_backend
 from rag.retrieval import Retriever
 from rag.store import QdrantTarget, Store, WriterBusy
 from rag.types import NO_FILTERS, Answer, Article, Filters, IngestFailure, IngestReport, Passage
+from rag.when.asking import Asked, asked, latest_first, parse_as_of, time_zone
 from rag.wordpieces import WordPieceVectors
 
 if TYPE_CHECKING:
     from llama_index.core.llms import LLM
+
+AsOf = str | datetime | date | None  # the asking date: an ISO string, a datetime or a date; None = now
+# Passages a "latest" question draws newer evidence from (its answer still reads the first top_k).
+LATEST_POOL = 20
 
 
 @dataclass
@@ -42,35 +52,91 @@ class Service:
     # The LLM backend for briefings (map-reduce) and chat (condense prompt); None = offline.
     llm: LLM | None = None
 
-    def ask(self, question: str, top_k: int | None = None, filters: Filters = NO_FILTERS) -> Answer:
+    def ask(self, question: str, top_k: int | None = None, filters: Filters = NO_FILTERS,
+            as_of: AsOf = None) -> Answer:
+        """The answer as of `as_of` (default now): its time words ("last week", "latest") read
+        against that date, nothing dated after it retrieved, its evidence's dates stated."""
         question = self._check_question(question)
-        passages = self.retriever.search(question, top_k or self.settings.top_k, filters)
-        return self.answerer.answer(question, passages)
+        timed = self.when(question, filters, as_of)
+        top_k = top_k or self.settings.top_k
+        passages = self._retrieve(timed, top_k)
+        if isinstance(self.answerer, LLMAnswerer):
+            # The LLM reads the question as asked: the prompt gives it the asking date and each
+            # passage's date.
+            answer = self.answerer.answer(question, passages[:top_k], as_of=timed.as_of)
+        elif timed.latest:
+            answer = latest_answer(self.answerer.answer, timed.query, passages, top_k, self.zone)
+        else:
+            answer = stamped(self.answerer.answer(timed.query, passages), self.zone)
+        return dataclasses.replace(answer, as_of=timed.as_of, time_window=timed.window)
 
-    def ask_stream(self, question: str, top_k: int | None = None,
-                   filters: Filters = NO_FILTERS) -> Iterator[str | Answer]:
+    def ask_stream(self, question: str, top_k: int | None = None, filters: Filters = NO_FILTERS,
+                   as_of: AsOf = None) -> Iterator[str | Answer]:
         """Checks the question and retrieves now (errors surface before any streaming); the
         iterator then yields the answer's text as it is written, and the checked `Answer` last."""
         question = self._check_question(question)
-        passages = self.retriever.search(question, top_k or self.settings.top_k, filters)
-        if isinstance(self.answerer, LLMAnswerer):
-            return self.answerer.stream(question, passages)
-        return iter([self.answerer.answer(question, passages)])
+        if not isinstance(self.answerer, LLMAnswerer):
+            return iter([self.ask(question, top_k, filters, as_of)])
+        timed = self.when(question, filters, as_of)
+        top_k = top_k or self.settings.top_k
+        passages = self._retrieve(timed, top_k)[:top_k]
 
-    def search(self, query: str, top_k: int | None = None, filters: Filters = NO_FILTERS) -> list[Passage]:
-        return self.retriever.search(self._check_question(query, "query"), top_k or self.settings.top_k, filters)
+        def events() -> Iterator[str | Answer]:
+            for event in self.answerer.stream(question, passages, as_of=timed.as_of):
+                yield (dataclasses.replace(event, as_of=timed.as_of, time_window=timed.window)
+                       if isinstance(event, Answer) else event)
+
+        return events()
+
+    def search(self, query: str, top_k: int | None = None, filters: Filters = NO_FILTERS,
+               as_of: AsOf = None) -> list[Passage]:
+        return self.search_when(query, top_k, filters, as_of)[0]
+
+    def search_when(self, query: str, top_k: int | None = None, filters: Filters = NO_FILTERS,
+                    as_of: AsOf = None) -> tuple[list[Passage], Asked]:
+        """The passages, and when the query was asked (the window its time words name)."""
+        timed = self.when(self._check_question(query, "query"), filters, as_of)
+        top_k = top_k or self.settings.top_k
+        return self._retrieve(timed, top_k)[:top_k], timed
+
+    def when(self, question: str, filters: Filters = NO_FILTERS, as_of: AsOf = None) -> Asked:
+        """`question` asked on `as_of` (default now, in `RAG_TIMEZONE`): its window and filters."""
+        return asked(question, filters, parse_as_of(as_of, self.zone), self.store.docstore.latest_published())
+
+    @property
+    def zone(self) -> ZoneInfo:
+        return time_zone(self.settings.timezone)
+
+    def _retrieve(self, timed: Asked, top_k: int) -> list[Passage]:
+        """Passages for the question without its time words, inside its window and not after its
+        asking date; for a "latest" question a wider pool (newer articles that answer are looked
+        for in it), those that answer newest first."""
+        if not timed.latest:
+            return self.retriever.search(timed.query, top_k, timed.filters)
+        pool = self.retriever.search(timed.query, max(top_k, LATEST_POOL), timed.filters)
+        if isinstance(self.answerer, LLMAnswerer):
+            return latest_first(pool)
+        return pool
 
     def brief(self, topic: str, filters: Filters = NO_FILTERS, max_articles: int | None = None,
-              progress: Progress | None = None) -> Briefing:
-        """A briefing over every matching article (not a top-k)."""
+              progress: Progress | None = None, as_of: AsOf = None) -> Briefing:
+        """A briefing over every matching article (not a top-k) dated up to `as_of`; the topic's
+        time words ("Texaco last week") become a window, and with one it says what changed."""
         briefer = Briefer(self.store, self.embedder, self.llm, self.settings.brief_max_articles)
         if len(topic) > self.settings.max_question_chars:
             raise InvalidInput(f"topic is {len(topic)} characters, over the {self.settings.max_question_chars} limit")
-        return briefer.brief(topic, filters, max_articles, progress)
+        timed = self.when(topic.strip(), filters, as_of) if topic.strip() else None
+        if timed is None:
+            return briefer.brief(topic, filters, max_articles, progress)
+        briefing = briefer.brief(timed.query, timed.filters, max_articles, progress,
+                                 windowed=timed.window is not None or bool(filters.since or filters.until))
+        return dataclasses.replace(briefing, as_of=timed.as_of, time_window=timed.window)
 
-    def chat(self, turns: Sequence[Turn], top_k: int | None = None, filters: Filters = NO_FILTERS) -> ChatReply:
+    def chat(self, turns: Sequence[Turn], top_k: int | None = None, filters: Filters = NO_FILTERS,
+             as_of: AsOf = None) -> ChatReply:
         """Answer the last user turn, rewritten into a standalone question from the others."""
-        return Chat(self.ask, self.llm, self.settings.max_question_chars).reply(turns, top_k, filters)
+        ask = functools.partial(self.ask, as_of=as_of)
+        return Chat(ask, self.llm, self.settings.max_question_chars).reply(turns, top_k, filters)
 
     def ingest(self, items: Iterable[Article | IngestFailure], lock_timeout: float | None = None) -> IngestReport:
         return self.indexer.add(items, lock_timeout=lock_timeout)

@@ -74,12 +74,17 @@ def chunk_id(article_id: str, n: int) -> str:
 
 @dataclass(frozen=True, slots=True)
 class Filters:
-    """Metadata filters; `since` and `until` are inclusive dates."""
+    """Metadata filters; `since` and `until` are inclusive dates (UTC days). A question's time
+    window is `window_start` (inclusive) to `window_end` (exclusive), instants: an article needs a
+    date inside it. `as_of` (an instant) keeps out every article dated after it; undated ones pass."""
 
     category: str | None = None
     source: str | None = None
     since: date | None = None
     until: date | None = None
+    window_start: datetime | None = None
+    window_end: datetime | None = None
+    as_of: datetime | None = None
 
     def __post_init__(self) -> None:
         if self.category:  # categories are stored lower-case ("Business" finds "business")
@@ -87,7 +92,8 @@ class Filters:
 
     @property
     def empty(self) -> bool:
-        return not (self.category or self.source or self.since or self.until)
+        return not (self.category or self.source or self.since or self.until or self.window_start
+                    or self.window_end or self.as_of)
 
 
 NO_FILTERS = Filters()
@@ -134,6 +140,15 @@ class Citation:
 
 
 @dataclass(frozen=True, slots=True)
+class TimeWindow:
+    """Days `start`..`end` (inclusive; None: open) a question's time words name, and the words."""
+
+    start: date | None
+    end: date | None
+    phrase: str
+
+
+@dataclass(frozen=True, slots=True)
 class SentenceCheck:
     """One sentence of an LLM answer, checked against the passages it cites."""
 
@@ -154,6 +169,8 @@ class Answer:
     fallback_reason: str | None = None
     closest: Citation | None = None  # when abstaining: the nearest sentence found, not a claim
     sentences: tuple[SentenceCheck, ...] = ()  # LLM answers: every sentence it wrote, checked
+    as_of: datetime | None = None  # the asking date the answer holds for
+    time_window: TimeWindow | None = None  # the window the question's time words named
 
 
 @dataclass(slots=True)

@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 from rag.answer import Answerer
 from rag.answer.citations import SupportScorer, claims, drop_unknown_markers, sentence_texts
@@ -50,16 +51,18 @@ def _defang(text: str) -> str:
     return _FENCE.sub(r"‹\1", text)
 
 
-def build_prompt(question: str, passages: list[Passage], budget: int) -> Prompt:
-    """Instructions, question and as many passages (best first) as `budget` tiktoken tokens hold;
-    the last one that does not fit whole is cut to its first sentences that do."""
+def build_prompt(question: str, passages: list[Passage], budget: int, as_of: datetime | None = None) -> Prompt:
+    """Instructions, question (with the date it is asked on) and as many passages (best first, each
+    with its article's date) as `budget` tiktoken tokens hold; the last one that does not fit whole
+    is cut to its first sentences that do."""
     encoding = tiktoken_encoding()
 
     def tokens(text: str) -> int:
         return len(encoding.encode(text, disallowed_special=()))
 
     system, user, block = (load_prompt(n) for n in ("answer_system", "answer_user", "answer_passage"))
-    used = tokens(system) + tokens(user.format(passages="", question=question))
+    asked_on = (as_of or datetime.now(UTC)).date().isoformat()
+    used = tokens(system) + tokens(user.format(passages="", question=question, as_of=asked_on))
     shown: list[Numbered] = []
     blocks: list[str] = []
     for passage in passages:
@@ -67,7 +70,9 @@ def build_prompt(question: str, passages: list[Passage], budget: int) -> Prompt:
         spans = list(passage.sentences)
         while spans:
             text = passage.text[spans[0].start - passage.start : spans[-1].end - passage.start]
-            rendered = block.format(n=n, title=_defang(passage.title).replace('"', "'"), text=_defang(text))
+            dated = f' date="{passage.published_at.date().isoformat()}"' if passage.published_at else ""
+            rendered = block.format(n=n, title=_defang(passage.title).replace('"', "'"), dated=dated,
+                                    text=_defang(text))
             cost = tokens(rendered) + 1
             if used + cost <= budget:
                 used += cost
@@ -77,7 +82,8 @@ def build_prompt(question: str, passages: list[Passage], budget: int) -> Prompt:
             spans.pop()
         if not spans:
             break  # not even one sentence fits: later (lower-ranked) passages are not tried
-    return Prompt(system, user.format(passages="\n".join(blocks).rstrip(), question=question), tuple(shown))
+    return Prompt(system, user.format(passages="\n".join(blocks).rstrip(), question=question, as_of=asked_on),
+                  tuple(shown))
 
 
 class MarkerFilter:
@@ -137,20 +143,22 @@ class LLMAnswerer:
         self._fallbacks = ThreadPoolExecutor(max_workers=4, thread_name_prefix="rag-llm-fallback")
 
     # -- public -----------------------------------------------------------------------------------
-    def answer(self, question: str, passages: list[Passage]) -> Answer:
+    def answer(self, question: str, passages: list[Passage], as_of: datetime | None = None) -> Answer:
         final = None
-        for event in self.stream(question, passages, tokens=False):
+        for event in self.stream(question, passages, tokens=False, as_of=as_of):
             final = event
         assert isinstance(final, Answer)
         return final
 
-    def stream(self, question: str, passages: list[Passage], tokens: bool = True) -> Iterator[str | Answer]:
+    def stream(self, question: str, passages: list[Passage], tokens: bool = True,
+               as_of: datetime | None = None) -> Iterator[str | Answer]:
         """Token texts as the LLM writes them (already cleaned of markers naming no passage), then
-        the checked `Answer`. Bounded by `timeout_s` from the call; falls back on any failure."""
+        the checked `Answer`. Bounded by `timeout_s` from the call; falls back on any failure.
+        `as_of` is the date the question is asked on (default today), which the prompt states."""
         if not passages:
             yield self.fallback.answer(question, passages)
             return
-        prompt = build_prompt(question, passages, self.context_tokens)
+        prompt = build_prompt(question, passages, self.context_tokens, as_of)
         if not prompt.passages:
             yield _with_reason(self.fallback.answer(question, passages), "no passage fits the LLM context budget")
             return

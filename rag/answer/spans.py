@@ -17,9 +17,11 @@ DATE = re.compile(
     rf"|{_MONTHS}\s+\d{{4}}|(?:early |late |mid-)?(?:1[0-9]|20)\d{{2}}s?|\d{{1,2}}(?:st|nd|rd|th) century"
     rf"|{_WEEKDAYS}|(?:last|next|this) (?:week|month|year)|yesterday|today|tomorrow)\b"
 )
+# Wire copy writes "7-3/4 pct", "15.8 mln bpd", "100 dlrs": fractions and the agencies' units too.
 NUMBER = re.compile(
-    r"(?:[$£€¥]\s?)?\b\d[\d,]*(?:\.\d+)?(?:\s?(?:%|per ?cent|bn|m|million|billion|trillion|thousand|"
-    r"hundred|km|miles|kg|tonnes|years?|months?|days?|hours?|minutes?|people|times))?\b%?"
+    r"(?:[$£€¥]\s?)?\b\d[\d,]*(?:\.\d+)?(?:-\d/\d\d?)?(?:\s?(?:%|per ?cent|pct|bn|m|mln|million|billion|"
+    r"trillion|thousand|hundred|km|miles|kg|tonnes|years?|months?|days?|hours?|minutes?|people|times|dlrs?|cts|"
+    r"stg|bpd|barrels|shares|ships)(?:\s(?:dlrs?|stg|bpd|barrels|tonnes|shares|yen|marks))?)?\b%?"
     r"|\b(?:one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|twenty|thirty|forty|fifty|"
     r"hundred|thousand|dozens?|hundreds|thousands|millions)(?:\s(?:million|billion|thousand|hundred))?\b",
     re.IGNORECASE,
@@ -35,10 +37,17 @@ class QuestionType:
     kind: str  # "date", "number", "name", "place", "other"
 
 
+# "What is Citibank's prime rate?", "what was the OPEC output ceiling": a question whose subject is a
+# rate, price or level asks for a number, as "what rate" does (news questions about figures that
+# change; the learned span scorer otherwise picks "effective immediately" beside "7-3/4 pct").
+_VALUE_OF = re.compile(r"\bwhat (?:is|was|are|were|will be|has been) (?:the |its |their |\S+'s )?(?:[a-z-]+ ){0,3}"
+                       r"(?:rates?|prices?|ceiling|yield|level|quota|target)\??$")
+
+
 def question_type(question: str) -> QuestionType:
     q = question.lower().strip()
     if re.search(r"\b(how (?:many|much|long|old|far|big|large|tall|often)|what (?:percentage|proportion|"
-                 r"number|amount|share|price|rate)|how much)\b", q):
+                 r"number|amount|share|price|rate)|how much)\b", q) or _VALUE_OF.search(q):
         return QuestionType("number")
     if re.search(r"\b(when|what (?:year|date|day|month|time|century|decade)|which (?:year|date|day|month|"
                  r"century|decade)|since when)\b", q):

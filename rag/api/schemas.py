@@ -2,13 +2,22 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from rag.briefing import Briefing
-from rag.types import Answer, Article, Citation, Filters, IngestReport, Passage, SentenceCheck
+from rag.types import (
+    Answer,
+    Article,
+    Citation,
+    Filters,
+    IngestReport,
+    Passage,
+    SentenceCheck,
+    TimeWindow,
+)
 
 
 class FiltersModel(BaseModel):
@@ -29,11 +38,31 @@ class FiltersModel(BaseModel):
         return Filters(self.category, self.source, self.since, self.until)
 
 
+AS_OF_DESCRIPTION = ("The asking date: an ISO date (meaning the end of that day) or datetime (without an offset: "
+                     "in RAG_TIMEZONE); default now. The question's time words are read against it, and nothing "
+                     "dated after it is retrieved or cited")
+
+
+def check_as_of(value: str | None) -> str | None:
+    if value is not None:
+        from rag.errors import InvalidInput
+        from rag.when.asking import parse_as_of
+
+        try:
+            parse_as_of(value, UTC)
+        except InvalidInput as error:
+            raise ValueError(str(error)) from None
+    return value
+
+
 class _Query(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     top_k: int | None = Field(None, ge=1, le=50, description="Passages to draw on (default from settings)")
     filters: FiltersModel | None = None
+    as_of: str | None = Field(None, max_length=40, description=AS_OF_DESCRIPTION)
+
+    _check_as_of = field_validator("as_of")(check_as_of)
 
     def to_filters(self) -> Filters:
         return self.filters.to_filters() if self.filters else Filters()
@@ -56,6 +85,18 @@ class SearchRequest(_Query):
     query: str = Field(..., min_length=1, max_length=10_000)
 
     _check = field_validator("query")(_not_blank)
+
+
+class TimeWindowModel(BaseModel):
+    """The days a question's time words name, inclusive; null: open on that side."""
+
+    start: date | None
+    end: date | None
+    phrase: str = Field(..., description="The time words as the question wrote them")
+
+    @classmethod
+    def of(cls, window: TimeWindow | None) -> TimeWindowModel | None:
+        return cls(start=window.start, end=window.end, phrase=window.phrase) if window else None
 
 
 class CitationModel(BaseModel):
@@ -100,6 +141,9 @@ class AskResponse(BaseModel):
         default_factory=list, description="LLM answers: every sentence it wrote, with its support check")
     closest: CitationModel | None = Field(
         None, description="When abstaining: the nearest passage found, shown for orientation, not as support")
+    as_of: datetime | None = Field(None, description="The asking date the answer holds for")
+    time_window: TimeWindowModel | None = Field(
+        None, description="The window the question's time words name (it filtered retrieval), or null")
 
     @classmethod
     def of(cls, answer: Answer) -> AskResponse:
@@ -107,7 +151,8 @@ class AskResponse(BaseModel):
                    citations=[CitationModel.of(c) for c in answer.citations],
                    fallback_reason=answer.fallback_reason,
                    sentences=[SentenceModel.of(s) for s in answer.sentences],
-                   closest=CitationModel.of(answer.closest) if answer.closest else None)
+                   closest=CitationModel.of(answer.closest) if answer.closest else None,
+                   as_of=answer.as_of, time_window=TimeWindowModel.of(answer.time_window))
 
 
 class SearchResult(BaseModel):
@@ -134,6 +179,8 @@ class SearchResult(BaseModel):
 
 class SearchResponse(BaseModel):
     results: list[SearchResult]
+    as_of: datetime | None = Field(None, description="The asking date: nothing dated after it was searched")
+    time_window: TimeWindowModel | None = Field(None, description="The window the query's time words name, or null")
 
 
 class ArticleIn(BaseModel):
@@ -219,8 +266,10 @@ class BriefRequest(BaseModel):
     max_articles: int | None = Field(None, ge=1, le=10_000,
                                      description="Articles read at most, most relevant first (default from settings)")
     format: Literal["json", "md"] = Field("json", description="json, or md for Markdown (text/markdown)")
+    as_of: str | None = Field(None, max_length=40, description=AS_OF_DESCRIPTION)
 
     _check = field_validator("topic")(_not_blank)
+    _check_as_of = field_validator("as_of")(check_as_of)
 
     @model_validator(mode="after")
     def _ordered(self) -> BriefRequest:
@@ -269,6 +318,15 @@ class StoryModel(BaseModel):
     articles: int
 
 
+class ChangeModel(BaseModel):
+    story: int = Field(..., description="Index into `stories`")
+    first: date
+    last: date
+    before: str = Field(..., description="The headline of the story's first article in the window")
+    after: str = Field(..., description="The headline of its last")
+    citations: list[int] = Field(..., description="Source numbers of those two articles")
+
+
 class BriefResponse(BaseModel):
     topic: str
     title: str
@@ -282,6 +340,11 @@ class BriefResponse(BaseModel):
     duplicates_merged: int
     backend: str
     fallback_reason: str | None = None
+    changes: list[ChangeModel] = Field(
+        default_factory=list, description="With a window (the topic's time words, or since/until): each story's "
+                                          "first and last article across it, in date order")
+    as_of: datetime | None = None
+    time_window: TimeWindowModel | None = None
 
     @classmethod
     def of(cls, b: Briefing) -> BriefResponse:
@@ -298,4 +361,7 @@ class BriefResponse(BaseModel):
             stories=[StoryModel(title=s.title, articles=s.articles) for s in b.stories],
             articles_matched=b.articles_matched, articles_read=b.articles_read,
             duplicates_merged=b.duplicates_merged, backend=b.backend, fallback_reason=b.fallback_reason,
+            changes=[ChangeModel(story=c.story, first=c.first, last=c.last, before=c.before, after=c.after,
+                                 citations=list(c.citations)) for c in b.changes],
+            as_of=b.as_of, time_window=TimeWindowModel.of(b.time_window),
         )

@@ -263,6 +263,11 @@ class Docstore:
             published_at=_parse_iso(row[5]), category=row[6], origin=row[7], date_source=row[8],
         )
 
+    def latest_published(self) -> datetime | None:
+        """The newest article date stored (an asking date at or after it filters nothing out)."""
+        row = self._db().execute("SELECT max(published_at) FROM articles").fetchone()
+        return _parse_iso(row[0]) if row and row[0] else None
+
     def model(self) -> tuple[str, int] | None:
         """The (embedding model, dimension) the docstore was built with, if any."""
         rows = dict(self._db().execute("SELECT key, value FROM meta WHERE key IN ('embedding_model', 'dimension')"))
@@ -549,6 +554,15 @@ def _filter_sql(filters: Filters) -> tuple[str, list[str]]:
     if filters.until and filters.until < date.max:  # up to date.max is no bound at all
         where.append("a.published_at < ?")
         params.append(_iso(datetime.combine(filters.until + timedelta(days=1), time.min, UTC)))
+    if filters.window_start:
+        where.append("a.published_at >= ?")
+        params.append(_iso(filters.window_start))
+    if filters.window_end:
+        where.append("a.published_at < ?")
+        params.append(_iso(filters.window_end))
+    if filters.as_of:  # nothing dated after the asking date; an undated article is not after it
+        where.append("(a.published_at IS NULL OR a.published_at <= ?)")
+        params.append(_iso(filters.as_of))
     return (" WHERE " + " AND ".join(where)) if where else "", params
 
 
