@@ -40,7 +40,7 @@ QUESTIONS = [
     ("Which banks raised their prime rate to 7-3/4 pct yesterday?", "1987-04-01", ["Citibank and Chase Manhattan"], ["prime"], "1987-03-31", "1987-03-31", "relative"),
     ("What did the Reserve Bank of Australia cut the rediscount rate to two weeks ago?", "1987-04-08", ["17.00 pct"], ["rediscount"], "1987-03-23", "1987-03-29", "relative"),
     ("What did ANZ cut its prime rate to over the past week?", "1987-06-20", ["16.00 pct"], ["ANZ", "prime"], "1987-06-13", "1987-06-20", "relative"),
-    ("What did Citibank lower its Australian prime rate to this week?", "1987-06-19", ["16 pct"], ["Citibank", "prime"], "1987-06-15", "1987-06-19", "relative"),
+    ("What did Citibank lower its Australian prime rate to this week?", "1987-06-19", ["16 pct", "16.00 pct"], ["Citibank", "prime"], "1987-06-15", "1987-06-19", "relative"),
     ("How many Brazilian seamen were back at work yesterday?", "1987-03-25", ["14,000"], ["seamen"], "1987-03-24", "1987-03-24", "relative"),
     ("What salary rise did the Brazilian seamen agree with Lloyd Brasileiro over the past few days?", "1987-04-08", ["120 pct"], ["Lloyd Brasileiro"], "1987-04-05", "1987-04-08", "relative"),
     ("What did Hong Kong banks raise the prime rate to last week?", "1987-04-08", ["6.5 pct", "6-1/2 pct"], ["Hong"], "1987-03-30", "1987-04-05", "relative"),
@@ -57,7 +57,7 @@ QUESTIONS = [
     ("How much per share did GenCorp offer in its buyback in April 1987?", "1987-10-20", ["130 dlrs"], ["GenCorp", "buy"], "1987-04-01", "1987-04-30", "explicit"),
     ("What tender offer per share did General Partners make for GenCorp on March 18, 1987?", "1987-10-20", ["100 dlrs"], ["General Partners", "GenCorp"], "1987-03-18", "1987-03-18", "explicit"),
     ("Between April 1 and April 3, 1987, what did Hong Kong banks raise their prime rate to?", "1987-10-20", ["6.5 pct", "6-1/2 pct"], ["Hong"], "1987-04-01", "1987-04-03", "explicit"),
-    ("Since June, what has Citibank cut its Australian prime rate to?", "1987-06-30", ["16 pct"], ["Citibank", "prime"], "1987-06-01", "1987-06-30", "explicit"),
+    ("Since June, what has Citibank cut its Australian prime rate to?", "1987-06-30", ["16 pct", "16.00 pct"], ["Citibank", "prime"], "1987-06-01", "1987-06-30", "explicit"),
     ("What did the Reserve Bank of Australia cut the rediscount rate to in Q1 1987?", "1987-10-20", ["17.00 pct"], ["rediscount"], "1987-01-01", "1987-03-31", "explicit"),
     ("What was the top accepted rate of discount at the UK Treasury bill tender on April 3, 1987?", "1987-10-20", ["9.5261 pct"], ["Treasury bill tender"], "1987-04-03", "1987-04-03", "explicit"),
     ("How many ships were strike-bound in Brazil on March 24, 1987?", "1987-10-20", ["126"], ["strike-bound"], "1987-03-24", "1987-03-24", "explicit"),
@@ -74,6 +74,13 @@ QUESTIONS = [
 ]
 
 
+def holds(story: dict, answers: list[str], keys: list[str]) -> bool:
+    """The story holds an answer (spaces as in hard-wrapped wire copy aside) and every key word."""
+    text = " ".join(f"{story['title']}\n{story['text']}".split())
+    return (any(a in " ".join(story["text"].split()) for a in answers)
+            and all(re.search(re.escape(k), text, re.IGNORECASE) for k in keys))
+
+
 def day(value: str | None) -> date | None:
     return datetime.fromisoformat(value).date() if value else None
 
@@ -85,16 +92,13 @@ def main() -> None:
     parser.add_argument("--subset", help="also write the stories the eval index holds (JSONL)")
     parser.add_argument("--distractors", type=int, default=2500)
     args = parser.parse_args()
-    stories = [json.loads(line) for line in open(args.corpus)]
+    with open(args.corpus) as lines:
+        stories = [json.loads(line) for line in lines]
     dated = [s for s in stories if s.get("published_at")]
     items, problems = [], []
     for question, as_of, answers, keys, start, end, kind in QUESTIONS:
         lo, hi, asked = day(start), day(end), day(as_of)
-        def holds(s):
-            text = " ".join(f"{s['title']}\n{s['text']}".split())  # hard-wrapped wire copy
-            return (any(a in " ".join(s["text"].split()) for a in answers)
-                    and all(re.search(re.escape(k), text, re.IGNORECASE) for k in keys))
-        inside = [s for s in dated if holds(s) and (lo is None or day(s["published_at"]) >= lo)
+        inside = [s for s in dated if holds(s, answers, keys) and (lo is None or day(s["published_at"]) >= lo)
                   and (hi is None or day(s["published_at"]) <= hi) and day(s["published_at"]) <= asked]
         if not inside:
             problems.append(f"no story supports {question!r} as of {as_of}")
@@ -115,8 +119,7 @@ def main() -> None:
         rest = [s for s in stories if s not in keep]
         keep += random.Random(0).sample(rest, args.distractors)
         with open(args.subset, "w") as out:
-            for s in keep:
-                out.write(json.dumps(s) + "\n")
+            out.writelines(json.dumps(s) + "\n" for s in keep)
         print(f"{len(keep)} stories → {args.subset}")
 
 

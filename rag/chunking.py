@@ -50,16 +50,33 @@ def _punkt():
 
 
 _LINE = re.compile(r"[^\n]+")
+# A line that ends a sentence: its last character is terminal punctuation (a closing quote or
+# bracket may follow).
+_ENDS_SENTENCE = re.compile(r"[.!?:;][\"'”’)\]]*\s*$")
+
+
+def paragraphs(text: str) -> list[tuple[int, int]]:
+    """(start, end) of each paragraph: a line, or a run of hard-wrapped lines. Wire copy (Reuters)
+    is wrapped at ~65 characters, so a line that does not end a sentence, or is followed by one
+    that starts in lower case, runs on into the next line; a blank line always ends a paragraph."""
+    out: list[tuple[int, int]] = []
+    for line in _LINE.finditer(text):
+        start, end = line.span()
+        if out and text[out[-1][1] : start] == "\n" and line.group().strip() and (
+                not _ENDS_SENTENCE.search(text[out[-1][0] : out[-1][1]]) or line.group().lstrip()[:1].islower()):
+            out[-1] = (out[-1][0], end)
+        else:
+            out.append((start, end))
+    return out
 
 
 def split_sentences(text: str) -> list[Span]:
-    """Sentence spans of `text`: each line is a paragraph, split by NLTK's Punkt model."""
+    """Sentence spans of `text`: each paragraph (`paragraphs`) split by NLTK's Punkt model."""
     punkt = _punkt()
     spans: list[Span] = []
-    for line in _LINE.finditer(text):
-        base = line.start()
-        for start, end in punkt.span_tokenize(line.group()):
-            spans.append(Span(base + start, base + end))
+    for base, end in paragraphs(text):
+        for start, stop in punkt.span_tokenize(text[base:end]):
+            spans.append(Span(base + start, base + stop))
     return [s for s in spans if text[s.start : s.end].strip()]
 
 

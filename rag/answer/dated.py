@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import replace
-from datetime import datetime, tzinfo
+from datetime import date, datetime, tzinfo
 
 from rag.types import Answer, Passage
 
@@ -20,7 +20,7 @@ _MARKERS = re.compile(r"\s*\[\d+\]")
 
 # A newer article's answer replaces the best one when its answer score is at least this share of
 # the best one's: a newer passage that merely mentions the subject scores far lower.
-AS_GOOD = 0.8
+AS_GOOD = 0.3
 NEWER_TRIED = 4  # newer articles asked at most
 
 
@@ -40,9 +40,12 @@ def latest_answer(answer: Callable[[str, list[Passage]], Answer], question: str,
     if best.abstained or not best.citations or best.citations[0].published_at is None:
         return stamped(best, zone)
     cited = best.citations[0]
+    cited_day = _day(cited.published_at, zone)
     newer: dict[str, list[Passage]] = {}
     for p in passages:
-        if p.published_at is not None and p.published_at > cited.published_at:
+        # A later day: stories of the same day are not told apart by the hour they were filed at
+        # (a follow-up that mentions the fact in passing would replace the story about it).
+        if p.published_at is not None and _day(p.published_at, zone) > cited_day:
             newer.setdefault(p.article_id, []).append(p)
     order = sorted(newer.values(), key=lambda ps: ps[0].published_at, reverse=True)[:NEWER_TRIED]
     for group in order:
@@ -52,6 +55,10 @@ def latest_answer(answer: Callable[[str, list[Passage]], Answer], question: str,
         if candidate.citations[0].score >= AS_GOOD * cited.score:
             return _with_earlier(candidate, best, zone)
     return stamped(best, zone)
+
+
+def _day(moment: datetime, zone: tzinfo | None) -> date:
+    return (moment.astimezone(zone) if zone else moment).date()
 
 
 def stamped(answer: Answer, zone: tzinfo | None = None) -> Answer:
@@ -65,7 +72,8 @@ def _with_earlier(latest: Answer, earlier: Answer, zone: tzinfo | None) -> Answe
     new_span, old_span = _span(latest), _span(earlier)
     first = latest.citations[0]
     text = f"As of {day_text(first.published_at, zone)}: {new_span} [1]"
-    if _normal(new_span) == _normal(old_span) or earlier.citations[0].article_id == first.article_id:
+    if (_normal(new_span) == _normal(old_span) or earlier.citations[0].article_id == first.article_id
+            or _day(earlier.citations[0].published_at, zone) == _day(first.published_at, zone)):
         return replace(latest, text=text, citations=(first,))
     old = replace(earlier.citations[0], n=2)
     text += f"; earlier ({day_text(old.published_at, zone)}): {old_span} [2]"

@@ -23,7 +23,8 @@ NUMBER = re.compile(
     r"trillion|thousand|hundred|km|miles|kg|tonnes|years?|months?|days?|hours?|minutes?|people|times|dlrs?|cts|"
     r"stg|bpd|barrels|shares|ships)(?:\s(?:dlrs?|stg|bpd|barrels|tonnes|shares|yen|marks))?)?\b%?"
     r"|\b(?:one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|twenty|thirty|forty|fifty|"
-    r"hundred|thousand|dozens?|hundreds|thousands|millions)(?:\s(?:million|billion|thousand|hundred))?\b",
+    r"hundred|thousand|dozens?|hundreds|thousands|millions)(?:\s(?:million|billion|thousand|hundred|mln|bln)"
+    r"(?:\s(?:dlrs?|shares|barrels|tonnes))?)?\b",
     re.IGNORECASE,
 )
 # Runs of capitalised words, allowing a few lower-case joiners inside ("Bank of England").
@@ -37,11 +38,16 @@ class QuestionType:
     kind: str  # "date", "number", "name", "place", "other"
 
 
-# "What is Citibank's prime rate?", "what was the OPEC output ceiling": a question whose subject is a
-# rate, price or level asks for a number, as "what rate" does (news questions about figures that
-# change; the learned span scorer otherwise picks "effective immediately" beside "7-3/4 pct").
-_VALUE_OF = re.compile(r"\bwhat (?:is|was|are|were|will be|has been) (?:the |its |their |\S+'s )?(?:[a-z-]+ ){0,3}"
-                       r"(?:rates?|prices?|ceiling|yield|level|quota|target)\??$")
+# News questions about figures that change ask for a number as "what rate" does, though worded
+# otherwise: "What is Citibank's prime rate?", "what was the top accepted rate of discount", "what did
+# ANZ cut its prime rate to?", "what pay increase were they seeking?", "what is their offer per share?"
+# (the learned span scorer otherwise picks "effective immediately" beside "7-3/4 pct").
+_VALUE = r"(?:rates?|prices?|ceiling|yield|level|quota|target)"
+_VALUE_OF = re.compile(
+    rf"\bwhat (?:is|was|are|were|will be|has been) (?:[\w.&'’-]+ ){{0,5}}?{_VALUE}\b"
+    rf"|\bwhat (?:did|has|have|had|will|does|do) .*\b{_VALUE}\b.* to\??$"
+    r"|\bwhat (?:[\w-]+ )?(?:increase|rise|raise|cut|hike|reduction)\b"
+    r"|\b(?:offer|bid|paid|pay|price)\w* per (?:[\w.-]+ )?share\b")
 
 
 def question_type(question: str) -> QuestionType:
@@ -116,6 +122,21 @@ def candidate_spans(sentence: str, kind: str) -> list[tuple[int, int]]:
     return spans
 
 
+_ASKS_TO = re.compile(r"\bto\s*\??\s*$", re.IGNORECASE)
+_ASKS_SHARE = re.compile(r"\b(?:rates?|increase|rise|raise|cut|hike|reduction|percentage|pct|per ?cent)\b",
+                         re.IGNORECASE)
+_BEFORE_TO = re.compile(r"\b(?:to|at)\s+$", re.IGNORECASE)
+_BEFORE_FROM = re.compile(r"\bfrom\s+$", re.IGNORECASE)
+_ASKS_FROM = re.compile(r"\bfrom\b|\bbefore\b|\bprevious|\bold\b", re.IGNORECASE)
+_PERCENT = re.compile(r"%|\bpct\b|\bper ?cent\b", re.IGNORECASE)
+# A price asked ("offer per share", "how much did it pay") is an amount of money.
+_ASKS_MONEY = re.compile(r"\b(?:per (?:[\w.-]+ )?share|offer|bid|pay|paid|cost|price|worth|sell for|sold for)\b",
+                         re.IGNORECASE)
+_PER_SHARE = re.compile(r"\bper (?:[\w.-]+ )?share\b|\ba share\b", re.IGNORECASE)
+_PER_SHARE_AFTER = re.compile(r"\s*(?:cash\s+)?(?:a|per)\s+share\b", re.IGNORECASE)
+_MONEY = re.compile(r"[$£€¥]|\b(?:dlrs?|cts|stg|yen|marks|francs|pounds|dollars|euros?)\b", re.IGNORECASE)
+
+
 def nearest_typed_span(question: str, sentence: str) -> tuple[int, int] | None:
     """The typed candidate (`candidate_spans`) nearest the question's words in the sentence, not
     itself made of them, as character offsets: the hand-set span choice, and a feature of the
@@ -123,6 +144,11 @@ def nearest_typed_span(question: str, sentence: str) -> tuple[int, int] | None:
     kind = question_type(question).kind
     asked = set(content_terms(question))
     anchors = [m.start() for m in re.finditer(r"[A-Za-z0-9]+", sentence) if m.group().lower() in asked]
+    # "What did ANZ cut its prime rate to?": the figure after "to" (not the one after "from");
+    # a rate, or a rise or cut, is a percentage ("275 pct", not "40,000 seamen").
+    wants_to = kind == "number" and _ASKS_TO.search(question) is not None
+    wants_share = kind == "number" and _ASKS_SHARE.search(question) is not None
+    wants_money = kind == "number" and _ASKS_MONEY.search(question) is not None
     best: tuple[float, tuple[int, int]] | None = None
     for start, end in candidate_spans(sentence, kind):
         span_words = words(sentence[start:end])
@@ -133,6 +159,16 @@ def nearest_typed_span(question: str, sentence: str) -> tuple[int, int] | None:
             continue  # the question's own words are not its answer
         # Near the question's words, and not repeating them (in characters, as distance is).
         cost = min((min(abs(a - start), abs(a - end)) for a in anchors), default=0) + 100 * echoed
+        if wants_to and _BEFORE_TO.search(sentence[:start]):
+            cost -= 60
+        if kind == "number" and _BEFORE_FROM.search(sentence[:start]) and not _ASKS_FROM.search(question):
+            cost += 30  # "raised it to 110 dlrs from 100 dlrs": the figure after "from" is the old one
+        if wants_share and _PERCENT.search(sentence[start:end]):
+            cost -= 40
+        if wants_money and _MONEY.search(sentence[start:end]):
+            cost -= 40
+            if _PER_SHARE.search(question) and _PER_SHARE_AFTER.match(sentence[end:]):
+                cost -= 30  # "100 dlrs a share", not the 2.2 billion dlrs the offer comes to
         if best is None or cost < best[0]:
             best = (cost, (start, end))
     return best[1] if best else None

@@ -199,6 +199,6 @@ def stream_of(completion: ChatCompletion) -> Iterator[str]:
     pieces = re.findall(r"\S+\s*|\s+", completion.choices[0].message.content)
     for start in range(0, len(pieces), STREAM_WORDS):
         yield event({"content": "".join(pieces[start : start + STREAM_WORDS])})
-    yield event({}, "stop", citations=[c.model_dump() for c in completion.citations],
-                rag=completion.rag.model_dump(), usage=completion.usage.model_dump())
+    yield event({}, "stop", citations=[c.model_dump(mode="json") for c in completion.citations],
+                rag=completion.rag.model_dump(mode="json"), usage=completion.usage.model_dump())
     yield "data: [DONE]\n\n"
