@@ -133,7 +133,7 @@ _PERCENT = re.compile(r"%|\bpct\b|\bper ?cent\b", re.IGNORECASE)
 _ASKS_MONEY = re.compile(r"\b(?:per (?:[\w.-]+ )?share|offer|bid|pay|paid|cost|price|worth|sell for|sold for)\b",
                          re.IGNORECASE)
 _PER_SHARE = re.compile(r"\bper (?:[\w.-]+ )?share\b|\ba share\b", re.IGNORECASE)
-_PER_SHARE_AFTER = re.compile(r"\s*(?:cash\s+)?(?:a|per)\s+share\b", re.IGNORECASE)
+_PER_SHARE_AFTER = re.compile(r"[\s-]*(?:cash\s+)?(?:a|per)[\s-]+share\b", re.IGNORECASE)  # "100 dlr-per-share"
 _MONEY = re.compile(r"[$£€¥]|\b(?:dlrs?|cts|stg|yen|marks|francs|pounds|dollars|euros?)\b", re.IGNORECASE)
 
 
