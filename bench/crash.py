@@ -22,7 +22,7 @@ sys.path.insert(0, str(ROOT))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
-from tests.test_crash import CrashLog, bbc_files, cli_rounds, server_rounds
+from tests.e2e.test_crash import CrashLog, bbc_files, cli_rounds, server_rounds
 
 
 def main() -> None:

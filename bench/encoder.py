@@ -23,11 +23,14 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
+
 from rag.chunking import Chunker
 from rag.config import Settings
-from rag.embedding import SentenceTransformerEmbedder, bundled_model_path
+from rag.embedding.export import open_checked
+from rag.embedding.model import ModelFolder, bundled_model_path, default_cache_dir
+from rag.embedding.onnx_encoder import OnnxEmbedder
+from rag.embedding.torch_encoder import SentenceTransformerEmbedder
 from rag.ingest import read_file
-from rag.onnx_encoder import ModelFolder, OnnxEmbedder, default_cache_dir
 
 QUERIES = ["Why did the chancellor raise interest rates?", "Who won the Australian Open?",
            "What did Blair say about the election date?", "broadband prices", "Oscar nominations"]
@@ -89,16 +92,16 @@ def main() -> None:
     encoders = {"torch": torch_model}
     cache = settings.encoder_cache or default_cache_dir()
     for precision in ("fp32", "bf16", "int8"):
-        encoders[f"onnx {precision}"] = OnnxEmbedder(settings.embedding_model, precision=precision,
+        encoders[f"onnx {precision}"] = open_checked(settings.embedding_model, precision,
                                                      cache_dir=cache, reference=torch_model)
     folder = ModelFolder.read(bundled_model_path())
     for size in filter(None, args.batch_sizes.split(",")):
-        encoders[f"onnx fp32 batch {size}"] = OnnxEmbedder.from_file(
+        encoders[f"onnx fp32 batch {size}"] = OnnxEmbedder(
             "bench", folder, encoders["onnx fp32"].model_file, batch_size=int(size))
     work = tempfile.TemporaryDirectory(prefix="rag-bench-encoder-")
     if args.quant_variants:
         for label, path in quant_variants(folder, encoders["onnx fp32"].model_file, Path(work.name)).items():
-            encoders[label] = OnnxEmbedder.from_file("bench", folder, path)
+            encoders[label] = OnnxEmbedder("bench", folder, path)
 
     pieces = sum(min(torch_model.count_tokens(t), torch_model.max_tokens) for t in texts)
     print(f"{len(texts)} chunks of {args.articles} articles, {pieces} word pieces; {args.rounds} rounds",

@@ -224,7 +224,7 @@ def run(label: str, ids: np.ndarray, vectors: np.ndarray, queries: np.ndarray, k
 
 def real_data(index_dir: Path, count: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(sentence ids, vectors, titles embedded as questions) of a built rag index."""
-    from rag.embedding import SentenceTransformerEmbedder
+    from rag.embedding.torch_encoder import SentenceTransformerEmbedder
 
     db = sqlite3.connect(f"file:{index_dir / 'docstore.sqlite'}?mode=ro", uri=True)
     rows = db.execute("SELECT rowid, vector FROM sentences WHERE vector IS NOT NULL ORDER BY rowid").fetchall()

@@ -25,8 +25,8 @@ from rag.answer.llm import build_prompt
 from rag.config import Settings
 from rag.ingest import read_file
 from rag.service import build_service
-from tests.conftest import free_port
-from tests.llm_peers import ERROR_500, HANG, chat_peer
+from tests.support.llm_peers import ERROR_500, HANG, chat_peer
+from tests.support.servers import free_port
 
 QUESTION = "Which countries vetoed the UN cease-fire resolution?"
 

@@ -18,7 +18,7 @@ from pathlib import Path
 from common import percentiles_ms, timed
 
 from rag.config import Settings
-from rag.embedding import bundled_model_path
+from rag.embedding.model import bundled_model_path
 from rag.service import build_service
 
 TOP_K = 5

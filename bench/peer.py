@@ -29,7 +29,7 @@ TOP_K = 5
 def embed_model():
     from llama_index.embeddings.huggingface import HuggingFaceEmbedding
 
-    from rag.embedding import bundled_model_path
+    from rag.embedding.model import bundled_model_path
 
     return HuggingFaceEmbedding(model_name=str(bundled_model_path()), device="cpu")
 

@@ -8,76 +8,13 @@ word pieces run at 1.01x that count on average and at most 1.44x per sentence, s
 
 from __future__ import annotations
 
-import importlib.util
-import os
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from functools import cache
-from pathlib import Path
 
+from rag.text.sentences import split_sentences
+from rag.text.tokens import count_tokens
 from rag.types import Article, Chunk, Span
-
-
-def _static_dir() -> Path:
-    """llama-index-core ships tiktoken's cl100k_base and NLTK's punkt: no download needed. Found
-    without importing llama_index.core, whose import takes 2.5 s (every ingest paid it)."""
-    spec = importlib.util.find_spec("llama_index.core")
-    if spec is None or not spec.submodule_search_locations:
-        raise RuntimeError("llama-index-core is not installed: its bundled tokenizer files are needed")
-    return Path(next(iter(spec.submodule_search_locations))) / "_static"
-
-
-@cache
-def tiktoken_encoding():
-    """The bundled cl100k_base encoding (tiktoken would otherwise try the internet)."""
-    os.environ.setdefault("TIKTOKEN_CACHE_DIR", str(_static_dir() / "tiktoken_cache"))
-    import tiktoken
-
-    return tiktoken.get_encoding("cl100k_base")
-
-
-@cache
-def _punkt():
-    import nltk
-
-    nltk_dir = str(_static_dir() / "nltk_cache")
-    if nltk_dir not in nltk.data.path:
-        nltk.data.path.append(nltk_dir)
-    from nltk.tokenize.punkt import PunktTokenizer
-
-    return PunktTokenizer("english")
-
-
-_LINE = re.compile(r"[^\n]+")
-# A line that ends a sentence: its last character is terminal punctuation (a closing quote or
-# bracket may follow).
-_ENDS_SENTENCE = re.compile(r"[.!?:;][\"'”’)\]]*\s*$")
-
-
-def paragraphs(text: str) -> list[tuple[int, int]]:
-    """(start, end) of each paragraph: a line, or a run of hard-wrapped lines. Wire copy (Reuters)
-    is wrapped at ~65 characters, so a line that does not end a sentence, or is followed by one
-    that starts in lower case, runs on into the next line; a blank line always ends a paragraph."""
-    out: list[tuple[int, int]] = []
-    for line in _LINE.finditer(text):
-        start, end = line.span()
-        if out and text[out[-1][1] : start] == "\n" and line.group().strip() and (
-                not _ENDS_SENTENCE.search(text[out[-1][0] : out[-1][1]]) or line.group().lstrip()[:1].islower()):
-            out[-1] = (out[-1][0], end)
-        else:
-            out.append((start, end))
-    return out
-
-
-def split_sentences(text: str) -> list[Span]:
-    """Sentence spans of `text`: each paragraph (`paragraphs`) split by NLTK's Punkt model."""
-    punkt = _punkt()
-    spans: list[Span] = []
-    for base, end in paragraphs(text):
-        for start, stop in punkt.span_tokenize(text[base:end]):
-            spans.append(Span(base + start, base + stop))
-    return [s for s in spans if text[s.start : s.end].strip()]
 
 
 @dataclass(frozen=True)
@@ -98,7 +35,7 @@ class Chunker:
     def _count(self, text: str) -> int:
         if self.count_tokens is not None:
             return self.count_tokens(text)
-        return len(tiktoken_encoding().encode(text, disallowed_special=()))
+        return count_tokens(text)
 
     def chunk(self, article: Article) -> list[Chunk]:
         text = article.text

@@ -191,7 +191,7 @@ def brief(ctx: click.Context, topic: str, since: date | None, until: date | None
           source: str | None, max_articles: int | None, fmt: str, as_of: str | None) -> None:
     """A briefing note over every article on TOPIC, with citations, stories and a timeline."""
     from rag.api.schemas import BriefResponse
-    from rag.briefing import to_markdown
+    from rag.briefing.render import to_markdown
 
     if since and until and since > until:
         raise click.BadParameter(f"--since {since} is after --until {until}", param_hint="--since")
@@ -336,21 +336,24 @@ def _squad_questions(file: Path, articles: str | None):
 
 @contextmanager
 def _squad_service(settings: Settings, squad_articles, distractors: Path | None, caching: bool):
-    """A service over a throwaway index of the SQuAD articles (and distractors). With `caching`,
-    its embedder remembers what it embedded, for runs that see each sentence many times."""
+    """A service over a throwaway index of the SQuAD articles (and distractors), and the word
+    pieces it reads. With `caching`, its embedder remembers what it embedded, for runs that see
+    each sentence many times."""
     import tempfile
 
     from rag.embedding import build_embedder
+    from rag.embedding.cache import remembering
+    from rag.embedding.model import bundled_model_path
+    from rag.embedding.wordpieces import WordPieceVectors
     from rag.eval.runner import distractor_items
     from rag.service import build_service
 
     embedder = build_embedder(settings)
     if caching:
-        from rag.answer.training import CachingEmbedder
-
-        embedder = CachingEmbedder(embedder)
+        embedder = remembering(embedder)
+    pieces = WordPieceVectors(bundled_model_path())
     with tempfile.TemporaryDirectory(prefix="rag-eval-") as folder:
-        service = build_service(settings.model_copy(update={"index_dir": Path(folder)}), embedder)
+        service = build_service(settings.model_copy(update={"index_dir": Path(folder)}), embedder, pieces)
         try:
             click.echo(f"indexing {len(squad_articles)} SQuAD articles"
                        + (f" and the articles under {distractors}" if distractors else ""), err=True)
@@ -359,7 +362,7 @@ def _squad_service(settings: Settings, squad_articles, distractors: Path | None,
                 report = service.ingest(distractor_items(distractors, settings.max_article_bytes))
                 for failure in report.failed:
                     click.echo(f"distractor skipped: {failure}", err=True)
-            yield service
+            yield service, pieces
         finally:
             service.close()
 
@@ -389,14 +392,15 @@ def squad(ctx: click.Context, file: Path, distractors: Path | None, articles: st
     n_articles = len({q.article for q in questions})
     if folds is not None and folds > n_articles:
         raise click.BadParameter(f"{n_articles} articles cannot make {folds} folds", param_hint="--folds")
-    with _squad_service(_settings(ctx), squad_articles, distractors, caching=folds is not None) as service:
+    with _squad_service(_settings(ctx), squad_articles, distractors, caching=folds is not None) as (service, pieces):
         click.echo(f"asking {len(questions)} questions", err=True)
         if folds is None:
             with _bar(len(questions)) as bar:
                 scores, _ = evaluate(service, questions, bar.update)
         else:
             with _bar(2 * len(questions)) as bar:
-                scores, _ = cross_validate(service, questions, folds, bar.update, lambda s: click.echo(s, err=True))
+                scores, _ = cross_validate(service, pieces, questions, folds, bar.update,
+                                           lambda s: click.echo(s, err=True))
     if as_json:
         click.echo(json.dumps(scores))
         return
@@ -456,14 +460,14 @@ def train_group() -> None:
 @train_group.command()
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="Where to write the model (default: the shipped rag/answer/answerer-model.json)")
+              help="Where to write the model (default: the shipped rag/answer/extractive/answerer-model.json)")
 @click.option("--exclude-articles", help="Train without these SQuAD articles (comma-separated titles)")
 @click.pass_context
 def answerer(ctx: click.Context, file: Path, out: Path | None, exclude_articles: str | None) -> None:
     """Train the extractive answerer's sentence, span and abstention scorers on a SQuAD 2.0 file."""
-    from rag.answer.extractive import ExtractiveAnswerer
-    from rag.answer.model import SHIPPED_MODEL
-    from rag.answer.training import collect, train, trained_on
+    from rag.answer.extractive.answerer import ExtractiveAnswerer
+    from rag.answer.extractive.model import SHIPPED_MODEL
+    from rag.answer.extractive.training import collect, train, trained_on
 
     squad_articles, questions = _squad_questions(file, None)
     excluded = {t.strip() for t in exclude_articles.split(",")} if exclude_articles else set()
@@ -475,10 +479,10 @@ def answerer(ctx: click.Context, file: Path, out: Path | None, exclude_articles:
     out = out or SHIPPED_MODEL
     # Training needs no answerer model, and must work when the one on disk no longer fits the code.
     settings = _settings(ctx).model_copy(update={"answerer_model": "none"})
-    with _squad_service(settings, squad_articles, None, caching=True) as service:
+    with _squad_service(settings, squad_articles, None, caching=True) as (service, pieces):
         click.echo(f"computing features of {len(questions)} questions", err=True)
         with _bar(len(questions)) as bar:
-            examples = collect(service.search, ExtractiveAnswerer(service.embedder, service.pieces), questions,
+            examples = collect(service.search, ExtractiveAnswerer(service.embedder, pieces), questions,
                                bar.update)
     click.echo("fitting", err=True)
     model = train(examples, trained_on(file, sorted({q.article for q in questions}), len(questions)))

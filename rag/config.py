@@ -25,7 +25,7 @@ class Settings(BaseSettings):
         None, description="Folder of a sentence-transformers model to use instead of the bundled one"
     )
     embed_batch_size: int = Field(32, ge=1, le=1024)
-    # Issue 8: the ONNX export runs the same model faster and without torch in the server. 'onnx'
+    # The ONNX export runs the same model faster and without torch in the server. 'onnx'
     # agrees with torch to cosine 1e-6 and 'onnx-bf16' (the default: 1.8× the speed of 'onnx' where
     # the CPU has AVX512_BF16) to 1e-4; both share torch's indexes. 'onnx-int8' writes other vectors.
     encoder: Literal["torch", "onnx", "onnx-bf16", "onnx-int8"] = Field(
@@ -52,7 +52,7 @@ class Settings(BaseSettings):
                               "and twice the speed of 'flat'), exact 'flat', graph 'hnsw' (fast search, deletes "
                               "rebuild it), or compressed 'ivfpq' (~1/20 of the memory, flat until 10,000 chunks "
                               "to train on)")
-    # Past one machine (issue 8): Qdrant instead of FAISS; the docstore stays the truth.
+    # Past one machine: Qdrant instead of FAISS; the docstore stays the truth.
     vector_store: Literal["faiss", "qdrant"] = Field(
         "faiss", description="Where dense vectors are searched: in-process FAISS, or Qdrant (RAG_QDRANT_URL or "
                              "RAG_QDRANT_PATH), kept in step with the docstore")
@@ -79,16 +79,16 @@ class Settings(BaseSettings):
                                              "months, and an as_of given as a date or without an offset")
     answerer_model: str = Field(
         "shipped", description="Learned sentence and span scorers of the extractive answerer: 'shipped' "
-                               "(rag/answer/answerer-model.json), 'none' (hand-set heuristic), or the path of "
+                               "(rag/answer/extractive/answerer-model.json), 'none' (hand-set heuristic), or the path of "
                                "a `rag train answerer` file")
     # Rules by default: the learned decision, fitted to SQuAD 2.0's 54% adversarial unanswerables,
     # maximises SQuAD F1 by answering one answerable question in ten; staff asking about the news
     # they indexed are better served by abstaining when the question's names and numbers are
-    # missing or nothing is close (see the quality issue's note for both operating points).
+    # missing or nothing is close (`rag eval squad` measures both operating points).
     abstention: Literal["rules", "learned"] = Field(
         "rules", description="When the extractive answerer abstains: 'rules' (missing names or numbers, low "
                              "similarity) or 'learned' (the model's SQuAD-calibrated decision)")
-    # The LLM answerer (issue 5): off by default; the extractive answerer is its fallback.
+    # The LLM answerer: off by default; the extractive answerer is its fallback.
     llm_backend: Literal["extractive", "llamacpp", "openai"] = Field(
         "extractive", description="Who writes answers: the extractive reader, a local GGUF, or an "
                                   "OpenAI-compatible server")

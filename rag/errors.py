@@ -37,3 +37,11 @@ class BadSettings(RagError):
 
 class LLMFailed(RagError):
     """The LLM backend was down, timed out, or replied with nothing usable; the answerer falls back."""
+
+
+class WriterBusy(RagError):
+    """Another writer (an ingest run, another request) holds the index; retry later (HTTP 503)."""
+
+
+class EncoderExportError(RagError):
+    """An ONNX export of the encoder is missing, corrupt, or does not agree with the torch model."""

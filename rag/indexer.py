@@ -21,7 +21,7 @@ import numpy as np
 
 from rag.chunking import Chunker
 from rag.embedding import Embedder
-from rag.embedding_cache import text_hash
+from rag.embedding.cache import text_hash
 from rag.store import Store
 from rag.store.docstore import Embedded
 from rag.types import Article, Chunk, IngestFailure, IngestReport, Span

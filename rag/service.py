@@ -3,32 +3,34 @@
 from __future__ import annotations
 
 import dataclasses
-import functools
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
 from rag.answer import Answerer
+from rag.answer.backends import build_backend
 from rag.answer.citations import SupportScorer
 from rag.answer.dated import latest_answer, stamped
-from rag.answer.extractive import ExtractiveAnswerer
+from rag.answer.extractive.answerer import ExtractiveAnswerer
 from rag.answer.llm import LLMAnswerer
-from rag.briefing import Briefer, Briefing, Progress
+from rag.briefing.briefer import Briefer
+from rag.briefing.llm import MapReduce
+from rag.briefing.types import Briefing, Progress
 from rag.chat import Chat, ChatReply, Turn
 from rag.chunking import Chunker
 from rag.config import Settings
-from rag.embedding import Embedder, build_embedder, bundled_model_path
-from rag.embedding_cache import CachedEmbedder
-from rag.errors import InvalidInput
+from rag.embedding import Embedder, build_embedder
+from rag.embedding.cache import CachedEmbedder
+from rag.embedding.model import bundled_model_path
+from rag.embedding.wordpieces import WordPieceVectors
+from rag.errors import InvalidInput, WriterBusy
 from rag.indexer import Indexer
-from rag.llm import build_backend
 from rag.retrieval import Retriever
-from rag.store import QdrantTarget, Store, WriterBusy
+from rag.store import QdrantTarget, Store
 from rag.types import NO_FILTERS, Answer, Article, Filters, IngestFailure, IngestReport, Passage
 from rag.when.asking import Asked, asked, latest_first, parse_as_of, time_zone
-from rag.wordpieces import WordPieceVectors
 
 if TYPE_CHECKING:
     from llama_index.core.llms import LLM
@@ -48,9 +50,14 @@ class Service:
     indexer: Indexer
     retriever: Retriever
     answerer: Answerer
-    pieces: WordPieceVectors  # the retriever's and extractive answerer's, for training and cross-validating it
-    # The LLM backend for briefings (map-reduce) and chat (condense prompt); None = offline.
-    llm: LLM | None = None
+    briefer: Briefer
+    llm: LLM | None = None  # rewrites chat follow-ups; None: the offline rewrite
+    chats: Chat = field(init=False)
+
+    def __post_init__(self) -> None:
+        # Chat answers through `ask`, so that an answerer swapped in later (cross-validation
+        # does) answers chat too.
+        self.chats = Chat(self.ask, self.llm, self.settings.max_question_chars)
 
     def ask(self, question: str, top_k: int | None = None, filters: Filters = NO_FILTERS,
             as_of: AsOf = None) -> Answer:
@@ -60,9 +67,8 @@ class Service:
         timed = self.when(question, filters, as_of)
         top_k = top_k or self.settings.top_k
         passages = self._retrieve(timed, top_k)
-        if isinstance(self.answerer, LLMAnswerer):
-            # The LLM reads the question as asked: the prompt gives it the asking date and each
-            # passage's date.
+        if self.answerer.reads_dates:
+            # It reads the question as asked: the prompt gives the asking date and each passage's.
             answer = self.answerer.answer(question, passages[:top_k], as_of=timed.as_of)
         elif timed.latest:
             answer = latest_answer(self.answerer.answer, timed.query, passages, top_k, self.zone)
@@ -75,7 +81,7 @@ class Service:
         """Checks the question and retrieves now (errors surface before any streaming); the
         iterator then yields the answer's text as it is written, and the checked `Answer` last."""
         question = self._check_question(question)
-        if not isinstance(self.answerer, LLMAnswerer):
+        if not self.answerer.reads_dates:  # the extractive answer comes whole, dated
             return iter([self.ask(question, top_k, filters, as_of)])
         timed = self.when(question, filters, as_of)
         top_k = top_k or self.settings.top_k
@@ -110,33 +116,29 @@ class Service:
     def _retrieve(self, timed: Asked, top_k: int) -> list[Passage]:
         """Passages for the question without its time words, inside its window and not after its
         asking date; for a "latest" question a wider pool (newer articles that answer are looked
-        for in it), those that answer newest first."""
+        for in it), those that answer newest first for an answerer that reads dates."""
         if not timed.latest:
             return self.retriever.search(timed.query, top_k, timed.filters)
         pool = self.retriever.search(timed.query, max(top_k, LATEST_POOL), timed.filters)
-        if isinstance(self.answerer, LLMAnswerer):
-            return latest_first(pool)
-        return pool
+        return latest_first(pool) if self.answerer.reads_dates else pool
 
     def brief(self, topic: str, filters: Filters = NO_FILTERS, max_articles: int | None = None,
               progress: Progress | None = None, as_of: AsOf = None) -> Briefing:
         """A briefing over every matching article (not a top-k) dated up to `as_of`; the topic's
         time words ("Texaco last week") become a window, and with one it says what changed."""
-        briefer = Briefer(self.store, self.embedder, self.llm, self.settings.brief_max_articles)
         if len(topic) > self.settings.max_question_chars:
             raise InvalidInput(f"topic is {len(topic)} characters, over the {self.settings.max_question_chars} limit")
-        timed = self.when(topic.strip(), filters, as_of) if topic.strip() else None
-        if timed is None:
-            return briefer.brief(topic, filters, max_articles, progress)
-        briefing = briefer.brief(timed.query, timed.filters, max_articles, progress,
-                                 windowed=timed.window is not None or bool(filters.since or filters.until))
+        if not topic.strip():
+            return self.briefer.brief(topic, filters, max_articles, progress)  # its error names the topic
+        timed = self.when(topic.strip(), filters, as_of)
+        briefing = self.briefer.brief(timed.query, timed.filters, max_articles, progress,
+                                      windowed=timed.window is not None or bool(filters.since or filters.until))
         return dataclasses.replace(briefing, as_of=timed.as_of, time_window=timed.window)
 
     def chat(self, turns: Sequence[Turn], top_k: int | None = None, filters: Filters = NO_FILTERS,
              as_of: AsOf = None) -> ChatReply:
         """Answer the last user turn, rewritten into a standalone question from the others."""
-        ask = functools.partial(self.ask, as_of=as_of)
-        return Chat(ask, self.llm, self.settings.max_question_chars).reply(turns, top_k, filters)
+        return self.chats.reply(turns, top_k, filters, as_of)
 
     def ingest(self, items: Iterable[Article | IngestFailure], lock_timeout: float | None = None) -> IngestReport:
         return self.indexer.add(items, lock_timeout=lock_timeout)
@@ -173,13 +175,13 @@ class Service:
         return question
 
     def close(self) -> None:
-        if isinstance(self.answerer, LLMAnswerer):
-            self.answerer.close()
+        self.answerer.close()
         self.store.close()
 
 
-def build_service(settings: Settings, embedder: Embedder | None = None) -> Service:
-    """Load the model (unless one is passed in, e.g. shared by tests) and open the index."""
+def build_service(settings: Settings, embedder: Embedder | None = None,
+                  pieces: WordPieceVectors | None = None) -> Service:
+    """Load the models (unless passed in, e.g. shared by tests or by training) and open the index."""
     embedder = embedder or build_embedder(settings)
     backend = build_backend(settings)  # before the store opens: a bad setting leaves nothing open
     store = Store(settings.index_dir, embedder.name, embedder.dimension, settings.faiss_index,
@@ -189,12 +191,15 @@ def build_service(settings: Settings, embedder: Embedder | None = None) -> Servi
     stored = CachedEmbedder(embedder, store.docstore.cached_vectors)
     # Retrieval's re-scoring and the answerer's soft overlaps read the bundled model's word pieces,
     # whichever encoder runs.
-    pieces = WordPieceVectors(bundled_model_path())
+    pieces = pieces or WordPieceVectors(bundled_model_path())
+    retriever = Retriever(store, stored, pieces, settings.candidates, settings.dense_weight,
+                          settings.article_weight, settings.coverage_weight)
     extractive = ExtractiveAnswerer.with_model(stored, pieces, settings.answerer_model, settings.abstention)
+    support = SupportScorer(stored, settings.support_threshold)
     answerer: Answerer = extractive
     if backend is not None:
         answerer = LLMAnswerer(
-            backend.llm, backend.name, SupportScorer(stored, settings.support_threshold), extractive,
+            backend.llm, backend.name, support, extractive,
             timeout_s=settings.llm_timeout_s, retries=settings.llm_retries,
             context_tokens=settings.llm_context_tokens, retryable=backend.retryable,
             not_retryable=backend.not_retryable, serialize=backend.serialize,
@@ -204,14 +209,15 @@ def build_service(settings: Settings, embedder: Embedder | None = None) -> Servi
         indexer.backfill(lock_timeout=0)
     except WriterBusy:
         pass
+    llm = backend.llm if backend is not None else None
     return Service(
         settings=settings,
         embedder=stored,
         store=store,
         indexer=indexer,
-        retriever=Retriever(store, stored, pieces, settings.candidates, settings.dense_weight,
-                            settings.article_weight, settings.coverage_weight),
+        retriever=retriever,
         answerer=answerer,
-        pieces=pieces,
-        llm=backend.llm if backend is not None else None,
+        briefer=Briefer(retriever, store.docstore, stored, MapReduce(llm, support) if llm is not None else None,
+                        settings.brief_max_articles),
+        llm=llm,
     )

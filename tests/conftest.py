@@ -1,43 +1,23 @@
-"""Shared fixtures: the real model (loaded once), real indexes in temporary folders, and a real
-uvicorn server on a free loopback port."""
+"""Shared fixtures: the real model (loaded once), real indexes in temporary folders. Helpers that
+test modules import live in `tests/support/`."""
 
 from __future__ import annotations
 
-import fcntl
 import os
-import pty
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # the model must come from the installed package
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 import shutil
-import socket
-import struct
-import sys
-import termios
-import threading
-import time
 from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
-import httpx
 import pytest
-import uvicorn
 
 from rag.config import Settings
-from rag.embedding import SentenceTransformerEmbedder
+from rag.embedding.torch_encoder import SentenceTransformerEmbedder
 from rag.service import Service, build_service
-
-ROOT = Path(__file__).resolve().parent.parent
-SHARED = ROOT.parent / "shared"
-BBC = SHARED / "corpora" / "bbc"
-SEEDS = ROOT / "seeds"
-SEED_ARTICLE = SEEDS / "000_2a7d998d117598b4.txt"
-
-# A fixed BBC subset: the first files of each category, enough for retrieval to have distractors.
-BBC_SUBSET = [BBC / cat / f"{n:03d}.txt" for cat in ("business", "entertainment", "politics", "sport", "tech")
-              for n in range(1, 13)]
+from tests.support.paths import BBC_SUBSET, SEED_ARTICLE
 
 
 @pytest.fixture(scope="session")
@@ -47,8 +27,8 @@ def embedder() -> SentenceTransformerEmbedder:
 
 @pytest.fixture(scope="session")
 def pieces():
-    from rag.embedding import bundled_model_path
-    from rag.wordpieces import WordPieceVectors
+    from rag.embedding.model import bundled_model_path
+    from rag.embedding.wordpieces import WordPieceVectors
 
     return WordPieceVectors(bundled_model_path())
 
@@ -57,8 +37,9 @@ def pieces():
 def onnx_export(embedder) -> None:
     """The default encoder's ONNX export, made and checked against the torch model before any test
     starts a `rag` process (which would otherwise export it itself, once per machine)."""
-    from rag.embedding import bundled_model_path, onnx_precision
-    from rag.onnx_encoder import ModelFolder, checked_export, default_cache_dir
+    from rag.embedding import onnx_precision
+    from rag.embedding.export import checked_export
+    from rag.embedding.model import ModelFolder, bundled_model_path, default_cache_dir
 
     settings = Settings()
     if settings.encoder != "torch":
@@ -72,8 +53,8 @@ def settings(tmp_path: Path) -> Settings:
 
 
 @pytest.fixture
-def service(settings: Settings, embedder) -> Iterator[Service]:
-    svc = build_service(settings, embedder)
+def service(settings: Settings, embedder, pieces) -> Iterator[Service]:
+    svc = build_service(settings, embedder, pieces)
     yield svc
     svc.close()
 
@@ -86,65 +67,19 @@ def ingest_paths(service: Service, paths) -> None:
 
 
 @pytest.fixture(scope="session")
-def bbc_index_dir(tmp_path_factory, embedder) -> Path:
+def bbc_index_dir(tmp_path_factory, embedder, pieces) -> Path:
     """An index of the seed and the BBC subset, built once; tests copy it before changing it."""
     folder = tmp_path_factory.mktemp("bbc") / "index"
-    svc = build_service(Settings(index_dir=folder), embedder)
+    svc = build_service(Settings(index_dir=folder), embedder, pieces)
     ingest_paths(svc, [SEED_ARTICLE, *BBC_SUBSET])
     svc.close()
     return folder
 
 
 @pytest.fixture
-def bbc_service(bbc_index_dir: Path, tmp_path: Path, embedder) -> Iterator[Service]:
+def bbc_service(bbc_index_dir: Path, tmp_path: Path, embedder, pieces) -> Iterator[Service]:
     folder = tmp_path / "index"
     shutil.copytree(bbc_index_dir, folder)
-    svc = build_service(Settings(index_dir=folder), embedder)
+    svc = build_service(Settings(index_dir=folder), embedder, pieces)
     yield svc
     svc.close()
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-@contextmanager
-def live_server(app) -> Iterator[httpx.Client]:
-    """Serve `app` with uvicorn on 127.0.0.1 in a thread; stops when the block ends."""
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        if time.monotonic() > deadline or not thread.is_alive():
-            raise RuntimeError("uvicorn did not start")
-        time.sleep(0.02)
-    try:
-        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=60) as client:
-            yield client
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
-
-
-def run_on_terminal(args: list[str]) -> tuple[int, str]:
-    """Run `rag ARGS` with a pty (120 columns) as its terminal; (exit code, everything it wrote)."""
-    rag = str(Path(sys.executable).parent / "rag")
-    pid, fd = pty.fork()
-    if pid == 0:  # the child: rag with the pty as its terminal
-        os.execv(rag, [rag, *args])
-    fcntl.ioctl(fd, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 120, 0, 0))
-    output = b""
-    while True:
-        try:
-            data = os.read(fd, 4096)
-        except OSError:  # the child closed the terminal
-            break
-        if not data:
-            break
-        output += data
-    _, status = os.waitpid(pid, 0)
-    return os.waitstatus_to_exitcode(status), output.decode(errors="replace")

@@ -13,10 +13,10 @@ import pytest
 from pydantic import SecretStr
 
 from rag.api.app import create_app
-from rag.api.slack import sign
+from rag.api.routes.slack import sign
 from rag.chat import Turn, carry_terms
-from tests.conftest import live_server
-from tests.openai_peer import openai_peer, peer_llm
+from tests.support.openai_peer import openai_peer, peer_llm
+from tests.support.servers import live_server
 
 SECRET = "8f742231b10e8888abcd99yyyzzz85a5"  # a test secret, in Slack's format
 SEED = "seeds-000"

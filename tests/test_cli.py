@@ -6,12 +6,10 @@ import json
 import os
 import sqlite3
 import subprocess
-import sys
 from pathlib import Path
 
-from tests.conftest import SEEDS, run_on_terminal
-
-RAG = str(Path(sys.executable).parent / "rag")
+from tests.support.paths import RAG, SEEDS
+from tests.support.terminal import run_on_terminal
 
 SEED_FURNITURE = ["Get Updates", "Get notified", "Notifications", "Block for 8 hours", "Select your Gender",
                   "Under 18", "26 to 35", "Don't block", "Clear Notifications"]

@@ -6,7 +6,7 @@ from rag.eval.runner import load_squad
 from rag.ingest import read_file
 from rag.retrieval import Retriever, article_boost, convex_fusion, coverage_rescored
 from rag.types import Article, Passage
-from tests.conftest import BBC, SHARED
+from tests.support.paths import BBC, SHARED
 
 STORY = " ".join([
     "Dock workers at the port of Rotterdam walked out on Monday over pay.",
@@ -49,7 +49,7 @@ def test_a_stray_match_gives_way_to_the_story_the_question_is_about(service):
     question = "Why did the dockers strike?"
 
     def articles(weight: float) -> list[str]:
-        retriever = Retriever(service.store, service.embedder, service.pieces, article_weight=weight,
+        retriever = Retriever(service.store, service.embedder, service.retriever.pieces, article_weight=weight,
                               coverage_weight=0.0)
         return [p.article_id for p in retriever.search(question, top_k=4)]
 
@@ -64,7 +64,7 @@ def test_a_negative_weight_or_an_empty_re_scoring_is_refused(service):
                          ({"coverage_weight": -0.5}, "coverage_weight must be >= 0, got -0.5"),
                          ({"rescored": 0}, "rescored must be >= 1, got 0")]:
         with pytest.raises(ValueError, match=message):
-            Retriever(service.store, service.embedder, service.pieces, **bad)
+            Retriever(service.store, service.embedder, service.retriever.pieces, **bad)
 
 
 def _passage(chunk_id: str, score: float) -> Passage:
@@ -93,7 +93,7 @@ def test_the_passage_that_holds_the_question_outranks_a_chance_match(service):
     assert len(report.ingested) == 4, report
 
     def ranked(weight: float) -> list[Passage]:
-        retriever = Retriever(service.store, service.embedder, service.pieces, coverage_weight=weight)
+        retriever = Retriever(service.store, service.embedder, service.retriever.pieces, coverage_weight=weight)
         return retriever.search(question.question, top_k=3)
 
     plain, rescored = ranked(0.0), ranked(service.settings.coverage_weight)

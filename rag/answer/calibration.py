@@ -18,8 +18,8 @@ from pathlib import Path
 import numpy as np
 
 from rag.answer.citations import lexical_support
-from rag.chunking import split_sentences
 from rag.embedding import Embedder
+from rag.text.sentences import split_sentences
 
 CALIBRATION_FILE = Path(__file__).with_name("support-calibration.json")
 WEIGHTS = (0.0, 0.25, 0.5, 0.75, 1.0)

@@ -1,5 +1,5 @@
-"""Citations in an LLM's answer, checked by us: [n] markers parsed, markers naming no passage
-removed, and each answer sentence scored against the passages it cites.
+"""Citations in an LLM's answer, checked by us: the answer cut into claims with the [n] markers
+each carries (`rag.text.markers`), and each claim scored against the passages it cites.
 
 The support score of a claim is a convex mix of
 - embedding support: the best cosine between the claim and one sentence of a cited passage
@@ -12,40 +12,20 @@ Weight and threshold are calibrated on SQuAD 2.0 dev-a by `rag train support`
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from functools import cache
 
 import numpy as np
 
-from rag.answer.spans import content_terms
-from rag.chunking import split_sentences
 from rag.embedding import Embedder
+from rag.text.markers import LEADING_MARKERS, markers, strip_markers
+from rag.text.sentences import split_sentences
+from rag.text.terms import stems
 from rag.types import Span
-
-MARKER = re.compile(r"\s?\[(\d{1,4})\]")
-_LEADING_MARKERS = re.compile(r"(?:\s*\[\d{1,4}\])+")
-_SPACE_BEFORE_PUNCT = re.compile(r"\s+([.,;:!?])")
 
 # Calibrated on dev-a (rag/answer/support-calibration.json): weight of embedding support vs lexical.
 # Lexical support weighs more: a claim that swaps a name or a number stays close in embedding space.
 EMBEDDING_WEIGHT = 0.25
-
-
-def markers(text: str) -> list[int]:
-    """The passage numbers of the [n] markers in `text`, in order."""
-    return [int(m.group(1)) for m in MARKER.finditer(text)]
-
-
-def strip_markers(text: str) -> str:
-    """The claim without its markers (what is scored)."""
-    return _SPACE_BEFORE_PUNCT.sub(r"\1", MARKER.sub("", text)).strip()
-
-
-def drop_unknown_markers(text: str, count: int) -> str:
-    """`text` without the [n] markers that name no passage (n outside 1..count)."""
-    return MARKER.sub(lambda m: m.group(0) if 1 <= int(m.group(1)) <= count else "", text)
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,7 +46,7 @@ def claims(answer: str) -> list[Claim]:
     bounds: list[list[int]] = []
     for span in split_sentences(answer):
         start = span.start
-        lead = _LEADING_MARKERS.match(answer, span.start, span.end)
+        lead = LEADING_MARKERS.match(answer, span.start, span.end)
         if lead and bounds:
             bounds[-1][1] = start = lead.end()
         if answer[start : span.end].strip():
@@ -76,17 +56,6 @@ def claims(answer: str) -> list[Claim]:
         text = answer[start:end].strip()
         out.append(Claim(text, tuple(dict.fromkeys(markers(text)))))  # cites in order, no repeats
     return out
-
-
-@cache
-def _stemmer():
-    import Stemmer
-
-    return Stemmer.Stemmer("english")
-
-
-def stems(text: str) -> set[str]:
-    return set(_stemmer().stemWords(content_terms(text)))
 
 
 def lexical_support(claim: str, evidence: str) -> float:

@@ -16,10 +16,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from rag.answer import Answerer
-from rag.answer.citations import SupportScorer, claims, drop_unknown_markers, sentence_texts
-from rag.chunking import tiktoken_encoding
+from rag.answer.citations import SupportScorer, claims, sentence_texts
 from rag.errors import LLMFailed
 from rag.prompts import load_prompt
+from rag.text.markers import PARTIAL_MARKER, drop_unknown_markers
+from rag.text.tokens import count_tokens
 from rag.types import Answer, Citation, Passage, SentenceCheck, Span
 
 NOT_IN_ARTICLES = "NOT_IN_ARTICLES"
@@ -55,14 +56,9 @@ def build_prompt(question: str, passages: list[Passage], budget: int, as_of: dat
     """Instructions, question (with the date it is asked on) and as many passages (best first, each
     with its article's date) as `budget` tiktoken tokens hold; the last one that does not fit whole
     is cut to its first sentences that do."""
-    encoding = tiktoken_encoding()
-
-    def tokens(text: str) -> int:
-        return len(encoding.encode(text, disallowed_special=()))
-
     system, user, block = (load_prompt(n) for n in ("answer_system", "answer_user", "answer_passage"))
     asked_on = (as_of or datetime.now(UTC)).date().isoformat()
-    used = tokens(system) + tokens(user.format(passages="", question=question, as_of=asked_on))
+    used = count_tokens(system) + count_tokens(user.format(passages="", question=question, as_of=asked_on))
     shown: list[Numbered] = []
     blocks: list[str] = []
     for passage in passages:
@@ -73,7 +69,7 @@ def build_prompt(question: str, passages: list[Passage], budget: int, as_of: dat
             dated = f' date="{passage.published_at.date().isoformat()}"' if passage.published_at else ""
             rendered = block.format(n=n, title=_defang(passage.title).replace('"', "'"), dated=dated,
                                     text=_defang(text))
-            cost = tokens(rendered) + 1
+            cost = count_tokens(rendered) + 1
             if used + cost <= budget:
                 used += cost
                 shown.append(Numbered(n, passage, tuple(spans)))
@@ -90,8 +86,6 @@ class MarkerFilter:
     """Streams the reply as the final answer will show it: markers naming no passage are removed,
     and text that may still become a marker (or NOT_IN_ARTICLES) is held back until it is known."""
 
-    _PARTIAL = re.compile(r"\s?\[\d{0,4}$|\s$")
-
     def __init__(self, count: int) -> None:
         self.count = count
         self.raw = ""
@@ -102,7 +96,7 @@ class MarkerFilter:
         if NOT_IN_ARTICLES.startswith(self.raw.strip()) or self.raw.lstrip().startswith(NOT_IN_ARTICLES):
             return ""
         clean = drop_unknown_markers(self.raw, self.count)
-        held = self._PARTIAL.search(clean)
+        held = PARTIAL_MARKER.search(clean)
         safe = held.start() if held else len(clean)
         return self._emit(clean, safe)
 
@@ -121,6 +115,8 @@ class MarkerFilter:
 
 class LLMAnswerer:
     """Answers with an LLM (llama-index's `LLM` interface) and checks every citation itself."""
+
+    reads_dates = True  # its prompt gives each passage's date and the asking date
 
     def __init__(self, llm, backend: str, support: SupportScorer, fallback: Answerer, *,
                  timeout_s: float, retries: int, context_tokens: int,

@@ -7,37 +7,17 @@ import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI, Request
-from fastapi.exception_handlers import request_validation_exception_handler
-from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi import FastAPI
 
-from rag.api import briefings, openai_compat, slack
 from rag.api.auth import KeyRing
+from rag.api.errors import add_error_handlers
 from rag.api.limits import BodySizeLimit, ConcurrencyLimit, RateLimiter, RequestTimeout
-from rag.api.routes import router
+from rag.api.routes import articles, ask, briefings, health, openai_compat, slack
 from rag.config import Settings
-from rag.errors import (
-    ArticleNotFound,
-    IndexMismatch,
-    IndexNotReady,
-    InvalidInput,
-    RagError,
-    TooLarge,
-)
+from rag.errors import IndexNotReady
 from rag.service import Service, build_service
-from rag.store import WriterBusy
 
 log = logging.getLogger(__name__)
-
-STATUS = {
-    InvalidInput: 422,
-    ArticleNotFound: 404,
-    TooLarge: 413,
-    IndexMismatch: 503,
-    IndexNotReady: 503,
-    WriterBusy: 503,
-}
 
 
 class ServiceHolder:
@@ -88,44 +68,14 @@ def create_app(settings: Settings | None = None, service: Service | None = None)
     app.state.settings = settings
     app.state.keyring = keyring
     app.state.rate_limiter = RateLimiter(settings.rate_limit_per_min)
-    app.include_router(router)
-    app.include_router(briefings.router)
-    app.include_router(openai_compat.router)
-    app.include_router(slack.router)
+    for routes in (health, ask, articles, briefings, openai_compat, slack):
+        app.include_router(routes.router)
     # The last added runs first: the timeout must wrap the concurrency limit, so that work it
     # abandons keeps its slot until it really ends.
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_request_bytes)
     app.add_middleware(ConcurrencyLimit, max_requests=settings.max_concurrent_requests)
     app.add_middleware(RequestTimeout, seconds=settings.request_timeout_s)
-
-    @app.exception_handler(RagError)
-    async def rag_error(request: Request, error: RagError) -> JSONResponse:
-        status = next((code for kind, code in STATUS.items() if isinstance(error, kind)), 500)
-        headers = {"Retry-After": "5"} if status == 503 else None
-        return JSONResponse({"detail": str(error)}, status_code=status, headers=headers)
-
-    @app.exception_handler(RequestValidationError)
-    async def invalid_request(request: Request, error: RequestValidationError) -> JSONResponse:
-        # Malformed JSON is a 400 (the body cannot be read at all), as the API documents; a body
-        # that parses but breaks the schema stays FastAPI's 422 with its list of field errors.
-        broken = next((e for e in error.errors() if e.get("type") == "json_invalid"), None)
-        if broken is None:
-            try:
-                return await request_validation_exception_handler(request, error)
-            except (ValueError, UnicodeEncodeError):
-                # The rejected value cannot be echoed in JSON (NaN, 1e400, a lone "\ud800"): name
-                # the field and the reason without it.
-                detail = [{"type": e["type"], "loc": [_printable(part) for part in e["loc"]],
-                           "msg": _printable(e["msg"])} for e in error.errors()]
-                return JSONResponse({"detail": detail}, status_code=422)
-        where = f" at character {broken['loc'][-1]}" if isinstance(broken["loc"][-1], int) else ""
-        reason = broken.get("ctx", {}).get("error", "")
-        return JSONResponse({"detail": f"the body is not valid JSON{where}: {reason}".rstrip(": ")},
-                            status_code=400)
+    add_error_handlers(app)
 
     return app
 
-
-def _printable(value: str | int) -> str | int:
-    """A string that UTF-8 can encode: a lone surrogate is written as its escape."""
-    return value.encode("utf-8", "backslashreplace").decode("utf-8") if isinstance(value, str) else value

@@ -7,7 +7,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from rag.briefing import Briefing
+from rag.briefing.types import Briefing
 from rag.types import (
     Answer,
     Article,

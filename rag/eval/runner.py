@@ -9,16 +9,19 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
+from rag.answer.extractive.answerer import ExtractiveAnswerer
+from rag.answer.extractive.training import SpanCache, collect, folds, train
+from rag.embedding.wordpieces import WordPieceVectors
 from rag.eval.squad import Question, gold_texts, normalize_answer, score
 from rag.ingest import find_files, read_file
 from rag.service import Service
+from rag.text.markers import MARKER
 from rag.types import Article, IngestFailure
 
 REPORT_KEYS = ("exact", "f1", "HasAns_exact", "HasAns_f1", "NoAns_exact", "total", "HasAns_total",
                "NoAns_total", "recall@1", "recall@5", "recall@20", "answer_sentence_accuracy",
                "citation_accuracy", "seconds_per_question")
 RECALL_DEPTHS = (1, 5, 20)
-_MARKER = re.compile(r"\s*\[\d+\]")
 
 
 def load_squad(path: Path) -> tuple[list[Article], list[Question]]:
@@ -62,7 +65,7 @@ def evaluate(service: Service, questions: Sequence[Question],
         passages = service.search(q.question, max(RECALL_DEPTHS))
         answer = service.ask(q.question)
         answers[q.id] = answer
-        predictions[q.id] = "" if answer.abstained else _MARKER.sub("", answer.text).strip()
+        predictions[q.id] = "" if answer.abstained else MARKER.sub("", answer.text).strip()
         if q.answerable:
             for depth in RECALL_DEPTHS:
                 recall_hits[depth] += any(_contains_gold(p.text, q.answers) for p in passages[:depth])
@@ -84,23 +87,21 @@ def evaluate(service: Service, questions: Sequence[Question],
     return {key: report.get(key, 0.0) for key in REPORT_KEYS}, predictions
 
 
-def cross_validate(service: Service, questions: Sequence[Question], k: int,
+def cross_validate(service: Service, pieces: WordPieceVectors, questions: Sequence[Question], k: int,
                    progress: Callable[[int], None] = lambda n: None,
                    log: Callable[[str], None] = lambda s: None) -> tuple[dict[str, float], list[dict[str, float]]]:
     """Article-level k-fold cross-validation of the learned answerer: for each fold, train on the
     other articles' questions and evaluate on the fold's through `Service.ask`. Returns the mean of
     each metric over folds and the per-fold reports. `service.answerer` is replaced fold by fold.
     The sentence features of every question are computed once (`collect`), so pass a service
-    whose embedder caches (`CachingEmbedder`) to keep the evaluation pass from re-embedding."""
-    from rag.answer.extractive import ExtractiveAnswerer
-    from rag.answer.training import SpanCache, collect, folds, train
-
+    whose embedder remembers (`rag.embedding.cache.remembering`) to keep the evaluation pass from
+    re-embedding, and the word pieces it was built with."""
     log(f"computing features of {len(questions)} questions")
-    examples = collect(service.search, ExtractiveAnswerer(service.embedder, service.pieces), questions, progress)
+    examples = collect(service.search, ExtractiveAnswerer(service.embedder, pieces), questions, progress)
     reports, spans_of = [], SpanCache()
     for i, held_out in enumerate(folds(sorted({q.article for q in questions}), k), 1):
         model = train([ex for ex in examples if ex.question.article not in held_out], spans_of=spans_of)
-        service.answerer = ExtractiveAnswerer(service.embedder, service.pieces, model=model,
+        service.answerer = ExtractiveAnswerer(service.embedder, pieces, model=model,
                                               abstention=service.settings.abstention)
         report, _ = evaluate(service, [q for q in questions if q.article in held_out], progress)
         reports.append(report)

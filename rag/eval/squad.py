@@ -30,15 +30,18 @@ def compute_exact(gold: str, prediction: str) -> int:
 
 
 def compute_f1(gold: str, prediction: str) -> float:
-    gold_tokens, pred_tokens = _tokens(gold), _tokens(prediction)
-    if not gold_tokens or not pred_tokens:
-        # If either is no-answer, F1 is 1 if they agree, 0 otherwise.
-        return float(gold_tokens == pred_tokens)
-    common = collections.Counter(gold_tokens) & collections.Counter(pred_tokens)
-    same = sum(common.values())
+    return token_f1(collections.Counter(_tokens(prediction)), collections.Counter(_tokens(gold)))
+
+
+def token_f1(prediction: collections.Counter[str], gold: collections.Counter[str]) -> float:
+    """F1 of two bags of normalised tokens (official): if either is no-answer (empty), 1 if they
+    agree, 0 otherwise. Bags, so that training can count each gold answer's tokens once."""
+    if not prediction or not gold:
+        return float(not prediction and not gold)
+    same = sum((prediction & gold).values())
     if same == 0:
         return 0.0
-    precision, recall = same / len(pred_tokens), same / len(gold_tokens)
+    precision, recall = same / prediction.total(), same / gold.total()
     return 2 * precision * recall / (precision + recall)
 
 

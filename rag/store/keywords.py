@@ -7,22 +7,16 @@ docstore changes, which takes well under a second for ten thousand chunks.
 
 from __future__ import annotations
 
-from functools import cache
 from pathlib import Path
 
 import bm25s
 import numpy as np
 
-
-@cache
-def _stemmer():
-    import Stemmer
-
-    return Stemmer.Stemmer("english")
+from rag.text.terms import stemmer
 
 
 def _tokenize(texts: list[str], return_ids: bool):
-    return bm25s.tokenize(texts, stopwords="en", stemmer=_stemmer(), return_ids=return_ids,
+    return bm25s.tokenize(texts, stopwords="en", stemmer=stemmer(), return_ids=return_ids,
                           show_progress=False)
 
 

@@ -41,6 +41,7 @@ if TYPE_CHECKING:
 
     from rag.config import Settings
     from rag.store.docstore import Docstore
+    from rag.store.vectors import DenseIndex
 
 log = logging.getLogger(__name__)
 
@@ -169,6 +170,30 @@ class QdrantVectors:
         if allowed is not None and len(hits) < min(k, len(allowed)):
             hits = self._query(query, k, condition, exact=True)
         return hits
+
+    # -- as the store's VectorStore ---------------------------------------------------------------
+    label = "Qdrant"
+    kind = "qdrant"
+    snapshots = False  # one collection, synced in place
+
+    @property
+    def collection(self) -> str:
+        return self.name
+
+    def empty(self) -> QdrantVectors:
+        return self
+
+    def load(self, folder: Path) -> QdrantVectors:
+        return self  # the collection keeps itself; a derived folder holds only BM25
+
+    def synced(self, base: DenseIndex, generation: int, sentences: np.ndarray, docstore: Docstore,
+               write: bool) -> tuple[DenseIndex, int, str | None]:
+        if write:
+            return self, generation, self.sync(generation, sentences, docstore)
+        return self, generation if self.recorded_generation() == generation else -1, None
+
+    def save(self, vectors: DenseIndex, folder: Path) -> None:
+        pass  # the collection persists itself
 
     # -- syncing (the writer only) ---------------------------------------------------------------
     def recorded_generation(self) -> int | None:

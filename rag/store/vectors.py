@@ -35,12 +35,15 @@ import logging
 import math
 from collections.abc import Callable
 from pathlib import Path
-from typing import Literal, Protocol
+from typing import TYPE_CHECKING, Literal, Protocol
 
 import faiss
 import numpy as np
 
 from rag.types import Filters
+
+if TYPE_CHECKING:
+    from rag.store.docstore import Docstore
 
 log = logging.getLogger(__name__)
 
@@ -114,6 +117,78 @@ class DenseIndex(Protocol):
         are the metadata filters those ids were selected by, for an index that can apply them
         itself."""
         ...
+
+
+class VectorStore(Protocol):
+    """Where the dense vectors live, as the `Store` keeps them in step with the docstore:
+    `FaissVectors` (a snapshot per docstore generation, saved with the derived files) or
+    `rag.store.qdrant.QdrantVectors` (one collection, synced in place by the writer)."""
+
+    label: str  # in messages: "FAISS", "Qdrant"
+    kind: str  # recorded in the manifest: "faiss", "qdrant"
+    collection: str | None  # recorded in the manifest
+    # True: each generation's vectors are a new immutable index saved beside the BM25 files; a
+    # persisted one is used only if it holds exactly the docstore's sentences. False: the vectors
+    # live elsewhere and are brought up to the docstore by id difference.
+    snapshots: bool
+
+    def empty(self) -> DenseIndex:
+        """The vectors to start from when nothing is persisted."""
+        ...
+
+    def load(self, folder: Path) -> DenseIndex:
+        """The vectors saved in a derived folder (ValueError or OSError when unusable)."""
+        ...
+
+    def synced(self, base: DenseIndex, generation: int, sentences: np.ndarray, docstore: Docstore,
+               write: bool) -> tuple[DenseIndex, int, str | None]:
+        """`base` brought up to the docstore's `sentences` at `generation`: (the vectors, the
+        generation they hold, what was found wrong). Only the writer may `write` to shared vectors;
+        vectors left behind say generation -1, so the next reader catches them up."""
+        ...
+
+    def save(self, vectors: DenseIndex, folder: Path) -> None: ...
+
+    def close(self) -> None: ...
+
+
+class FaissVectors:
+    """Vectors in process, in FAISS snapshots of the `kind` asked for (`VectorIndex`)."""
+
+    label = "FAISS"
+    kind = "faiss"
+    collection = None
+    snapshots = True
+    FILE = "vectors.faiss"
+
+    def __init__(self, dimension: int, index_kind: IndexKind = "flat", exact: ExactVectors | None = None) -> None:
+        self.dimension = dimension
+        self.index_kind = index_kind
+        self._exact = exact
+
+    def empty(self) -> VectorIndex:
+        return VectorIndex.empty(self.dimension, self.index_kind, self._exact)
+
+    def load(self, folder: Path) -> VectorIndex:
+        return VectorIndex.load(folder / self.FILE, self.dimension, self.index_kind, self._exact)
+
+    def synced(self, base: DenseIndex, generation: int, sentences: np.ndarray, docstore: Docstore,
+               write: bool) -> tuple[DenseIndex, int, str | None]:
+        """By difference of ids: no re-embedding, the vectors are in the docstore."""
+        assert isinstance(base, VectorIndex)
+        have = base.ids()
+        remove = np.setdiff1d(have, sentences, assume_unique=True)
+        add = np.setdiff1d(sentences, have, assume_unique=True)
+        if not len(remove) and not len(add):
+            return base, generation, None
+        return base.synced(remove, add, docstore.vectors_for(add)), generation, None
+
+    def save(self, vectors: DenseIndex, folder: Path) -> None:
+        assert isinstance(vectors, VectorIndex)
+        vectors.save(folder / self.FILE)
+
+    def close(self) -> None:
+        pass
 
 
 class VectorIndex:

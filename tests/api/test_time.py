@@ -8,7 +8,7 @@ import pytest
 
 from rag.api.app import create_app
 from rag.ingest import article_from_record
-from tests.conftest import live_server
+from tests.support.servers import live_server
 
 STORIES = [
     ("rate-0310", "1987-03-10T15:00:00Z", "CITIBANK KEEPS PRIME RATE",
@@ -99,7 +99,7 @@ def test_a_streamed_answer_carries_its_date_too(http):
 
 
 def test_chat_takes_as_of(http, service):
-    from rag.api.openai_compat import model_id
+    from rag.api.routes.openai_compat import model_id
 
     body = http.post("/v1/chat/completions", json={
         "model": model_id(service.settings), "as_of": "1987-04-05",

@@ -14,7 +14,8 @@ from rag.api.app import create_app
 from rag.ingest import article_from_record, read_file
 from rag.ingest.dates import date_from_dateline, date_from_meta, date_from_url, find_date
 from rag.service import build_service
-from tests.conftest import live_server
+from tests.support.paths import SHARED
+from tests.support.servers import live_server
 
 
 def day(y: int, m: int, d: int) -> datetime:
@@ -154,9 +155,7 @@ def test_an_index_from_before_date_sources_is_migrated(settings, embedder, tmp_p
 
 def test_reuters_records_carry_their_dates():
     """Every Reuters record but one (which has none) is dated from its record."""
-    from pathlib import Path
-
-    path = Path(__file__).resolve().parents[3] / "shared/corpora/reuters21578/reuters21578.jsonl"
+    path = SHARED / "corpora/reuters21578/reuters21578.jsonl"
     if not path.exists():
         pytest.skip(f"{path} is not here")
     with path.open() as lines:

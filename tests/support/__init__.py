@@ -1,0 +1,2 @@
+"""What several test modules share: paths to the data, servers on loopback, peers that speak
+other protocols, a terminal to run `rag` on."""
