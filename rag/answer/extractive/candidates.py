@@ -101,6 +101,11 @@ def nearest_typed_span(question: QuestionInfo, sentence: str) -> tuple[int, int]
     asked = set(question.terms)
     anchors = [m.start() for m in re.finditer(r"[A-Za-z0-9]+", sentence) if m.group().lower() in asked]
     number = kind == "number"
+    if number:
+        # The question's words as they end, plurals too ("loan" in "reference rate for loans to 15.75
+        # pct"): a figure follows the words it measures.
+        ends = [m.end() for m in re.finditer(r"[A-Za-z0-9]+", sentence)
+                if m.group().lower() in asked or m.group().lower().removesuffix("s") in asked]
     wants_to = number and _ASKS_TO.search(question.text) is not None
     wants_share = number and _ASKS_SHARE.search(question.text) is not None
     wants_money = number and _ASKS_MONEY.search(question.text) is not None
@@ -115,6 +120,8 @@ def nearest_typed_span(question: QuestionInfo, sentence: str) -> tuple[int, int]
             continue  # the question's own words are not its answer
         # Near the question's words, and not repeating them (in characters, as distance is).
         cost = min((min(abs(a - start), abs(a - end)) for a in anchors), default=0) + 100 * echoed
+        if number and ends:
+            cost = min(cost, min((start - e for e in ends if e <= start), default=cost))
         if wants_to and _BEFORE_TO.search(sentence[:start]):
             cost -= 60
         if number and not old_too and _BEFORE_FROM.search(sentence[:start]):
