@@ -33,16 +33,16 @@ def test_wire_copy_figures_are_whole():
     ("What did the Reserve Bank cut the rediscount rate to?",
      "The Reserve Bank of Australia cut the rediscount rate from 17.30 pct to 17.00 pct.", "17.00 pct"),
     ("What is General Partners' offer per GenCorp share?",
-     "General Partners said it was prepared to raise its bid for GenCorp Inc to 110 dlrs cash per\n"
-     "share from 100 dlrs per share.", "110 dlrs"),
+     ("General Partners said it was prepared to raise its bid for GenCorp Inc to 110 dlrs cash per\n"
+      "share from 100 dlrs per share."), "110 dlrs"),
     ("What pay increase were the seamen seeking?",
      "The walkout by Brazil's 40,000 seamen has idled 160 ships; the strikers are seeking a 275 pct pay increase.",
      "275 pct"),
     ("How much per share did GenCorp offer?",
      "GenCorp will buy back 54 pct of its stock for 1.6 billion dlrs, or 130 dlrs a share.", "130 dlrs"),
     ("What did the Commonwealth Bank cut its loan reference rate to?",
-     "It will lower its reference rate for loans to 15.75 pct from 16.25 pct and its overdraft reference rate "
-     "to 16.25 pct from 16.75.", "15.75 pct"),
+     ("It will lower its reference rate for loans to 15.75 pct from 16.25 pct and its overdraft reference rate "
+      "to 16.25 pct from 16.75."), "15.75 pct"),
 ])
 def test_the_figure_that_answers(question, sentence, answer):
     found = nearest_typed_span(question_info(question), sentence)
