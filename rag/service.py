@@ -107,7 +107,9 @@ class Service:
 
     def when(self, question: str, filters: Filters = NO_FILTERS, as_of: AsOf = None) -> Asked:
         """`question` asked on `as_of` (default now, in `RAG_TIMEZONE`): its window and filters."""
-        return asked(question, filters, parse_as_of(as_of, self.zone), self.store.docstore.latest_published())
+        docstore = self.store.docstore
+        return asked(question, filters, parse_as_of(as_of, self.zone), docstore.latest_published(),
+                     docstore.has_dated_between)
 
     @property
     def zone(self) -> ZoneInfo:

@@ -74,9 +74,10 @@ def chunk_id(article_id: str, n: int) -> str:
 
 @dataclass(frozen=True, slots=True)
 class Filters:
-    """Metadata filters; `since` and `until` are inclusive dates (UTC days). A question's time
-    window is `window_start` (inclusive) to `window_end` (exclusive), instants: an article needs a
-    date inside it. `as_of` (an instant) keeps out every article dated after it; undated ones pass."""
+    """Metadata filters; `since` and `until` are inclusive dates (UTC days): an article needs a date
+    inside them. A question's time window is `window_start` (inclusive) to `window_end` (exclusive),
+    instants: it keeps out every article dated outside it, and `as_of` (an instant) every article
+    dated after it; undated articles pass both (nothing says they are outside)."""
 
     category: str | None = None
     source: str | None = None

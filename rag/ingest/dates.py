@@ -6,8 +6,8 @@ Sources, in the order trusted (the first that gives a date wins):
   JSON-LD `datePublished`, `itemprop="datePublished"`, `<time datetime>`, the common `pubdate` /
   `dc.date` meta names, then trafilatura's metadata date (htmldate reading meta tags only);
 - `url`: a date in the URL's path, `/2024/03/22/` or `/2024-03-22/` or `/20240322/`;
-- `dateline`: a wire dateline opening the text, "LONDON, March 3 -", the year taken from the
-  years the text names (the latest not after the reference date), else from the reference date;
+- `dateline`: a wire dateline opening the text, "LONDON, March 3 -", the year the dateline
+  writes, else the one that puts the date last on or before the reference date (the ingest date);
 - `none`: nothing found.
 """
 
@@ -17,7 +17,7 @@ import json
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import Literal
 
 import lxml.html
@@ -140,13 +140,14 @@ _MONTH_WORD = "|".join(sorted((re.escape(m) for m in MONTHS), key=len, reverse=T
 _DATELINE = re.compile(
     rf"\A\s*[A-Z][A-Za-z.'&\- ]{{1,40}}(?:,\s*[A-Z][A-Za-z.'\- ]{{1,30}})?,\s*(?P<m>(?i:{_MONTH_WORD}))\.?\s+"
     r"(?P<d>[0-3]?\d)(?:,\s*(?P<y>(?:19|20)\d\d))?\s*(?:-|–|—|\()")
-_YEAR_IN_TEXT = re.compile(r"\b((?:19|20)\d\d)\b")
 
 
 def date_from_dateline(text: str, reference: date) -> datetime | None:
     """The date of a dateline opening `text`. Datelines give no year: it is the one the dateline
-    writes, else the latest year the text names that is not after `reference` (a story of 3 March
-    1987 says "1987"), else the year that puts the date last on or before `reference`."""
+    writes, else the one that puts the date last on or before `reference` (the day after it too: a
+    dateline is local time, and may run a day ahead of UTC). The years a story names are no guide:
+    of the 6,948 Reuters-21578 stories that name a year, 1,816 name 1987 as their latest (earnings
+    stories name last year's figures, forecasts the years ahead), and 12,095 name none."""
     m = _DATELINE.match(text[:200])
     if not m:
         return None
@@ -154,10 +155,8 @@ def date_from_dateline(text: str, reference: date) -> datetime | None:
     if m["y"]:
         year = int(m["y"])
     else:
-        named = [int(y) for y in _YEAR_IN_TEXT.findall(text[:5000]) if int(y) <= reference.year]
-        year = max(named) if named else reference.year
-        if not named and (month, day) > (reference.month, reference.day):
-            year -= 1
+        ahead = reference + timedelta(days=1)
+        year = ahead.year if (month, day) <= (ahead.month, ahead.day) else ahead.year - 1
     try:
         return datetime(year, month, day, tzinfo=UTC)
     except ValueError:

@@ -268,6 +268,18 @@ class Docstore:
         row = self._db().execute("SELECT max(published_at) FROM articles").fetchone()
         return _parse_iso(row[0]) if row and row[0] else None
 
+    def has_dated_between(self, start: datetime | None, end: datetime | None) -> bool:
+        """Whether an article is dated in [start, end) (None: unbounded)."""
+        where, params = ["published_at IS NOT NULL"], []
+        if start is not None:
+            where.append("published_at >= ?")
+            params.append(_iso(start))
+        if end is not None:
+            where.append("published_at < ?")
+            params.append(_iso(end))
+        return self._db().execute(f"SELECT 1 FROM articles WHERE {' AND '.join(where)} LIMIT 1",
+                                  params).fetchone() is not None
+
     def model(self) -> tuple[str, int] | None:
         """The (embedding model, dimension) the docstore was built with, if any."""
         rows = dict(self._db().execute("SELECT key, value FROM meta WHERE key IN ('embedding_model', 'dimension')"))
@@ -554,12 +566,17 @@ def _filter_sql(filters: Filters) -> tuple[str, list[str]]:
     if filters.until and filters.until < date.max:  # up to date.max is no bound at all
         where.append("a.published_at < ?")
         params.append(_iso(datetime.combine(filters.until + timedelta(days=1), time.min, UTC)))
-    if filters.window_start:
-        where.append("a.published_at >= ?")
-        params.append(_iso(filters.window_start))
-    if filters.window_end:
-        where.append("a.published_at < ?")
-        params.append(_iso(filters.window_end))
+    if filters.window_start or filters.window_end:
+        # A question's window keeps out every article dated outside it; an undated one is not known
+        # to be (an encyclopedia's "in 1979" is what it says, not when it was written).
+        inside = []
+        if filters.window_start:
+            inside.append("a.published_at >= ?")
+            params.append(_iso(filters.window_start))
+        if filters.window_end:
+            inside.append("a.published_at < ?")
+            params.append(_iso(filters.window_end))
+        where.append(f"(a.published_at IS NULL OR ({' AND '.join(inside)}))")
     if filters.as_of:  # nothing dated after the asking date; an undated article is not after it
         where.append("(a.published_at IS NULL OR a.published_at <= ?)")
         params.append(_iso(filters.as_of))

@@ -3,14 +3,14 @@ retrieval applies, and, for "latest" questions, passages ordered newest first.""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import date, datetime, time, timedelta, tzinfo
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from rag.errors import InvalidInput
 from rag.types import Filters, Passage, TimeWindow
-from rag.when.resolve import Resolution, resolve
+from rag.when.resolve import Resolution, resolve, strip_spans
 
 
 def time_zone(name: str) -> ZoneInfo:
@@ -45,11 +45,7 @@ class Asked:
     as_of: datetime  # aware, in the asking zone
     resolution: Resolution
     filters: Filters  # the request's filters, with the window and the asking date added
-
-    @property
-    def query(self) -> str:
-        """The question without its time words: what retrieval matches and the answerer reads."""
-        return self.resolution.question
+    query: str  # what retrieval matches and the answerer reads: the question without its time words
 
     @property
     def latest(self) -> bool:
@@ -61,10 +57,19 @@ class Asked:
         return TimeWindow(found.start, found.end, found.phrase) if found else None
 
 
-def asked(question: str, filters: Filters, as_of: datetime, newest_stored: datetime | None = None) -> Asked:
+DatedBetween = Callable[[datetime | None, datetime | None], bool]
+
+
+def asked(question: str, filters: Filters, as_of: datetime, newest_stored: datetime | None = None,
+          dated_between: DatedBetween | None = None) -> Asked:
     """Resolve `question`'s time words against `as_of` (in its zone) and add the window and the
     asking date to `filters`. The asking date filters nothing when no stored article is newer
-    (`newest_stored`), which spares every question asked "now" a filtered search."""
+    (`newest_stored`), which spares every question asked "now" a filtered search.
+
+    The time words are not matched as terms when they are about publication dates: always when the
+    index holds dated articles inside the window (`dated_between`), never when it holds no dated
+    article at all. Otherwise, as in an undated encyclopedia, "in 1979" is what a passage says, and
+    the window's words stay in the query (its filter keeps out only articles dated outside it)."""
     zone = as_of.tzinfo
     resolution = resolve(question, as_of.date())
     window = resolution.window
@@ -75,7 +80,14 @@ def asked(question: str, filters: Filters, as_of: datetime, newest_stored: datet
         if window.end is not None:
             end = datetime.combine(window.end + timedelta(days=1), time.min, zone)
     bound = as_of if newest_stored is None or newest_stored > as_of else None
-    return Asked(as_of, resolution, replace(filters, window_start=start, window_end=end, as_of=bound))
+    if newest_stored is None and dated_between is not None:
+        query = question  # nothing is dated: time words can only be about what articles say
+    elif window is not None and dated_between is not None and not dated_between(start, end):
+        phrase = (window.offset, window.offset + len(window.phrase))
+        query = strip_spans(question, [s for s in resolution.spans if s != phrase])
+    else:
+        query = resolution.question
+    return Asked(as_of, resolution, replace(filters, window_start=start, window_end=end, as_of=bound), query)
 
 
 def latest_first(passages: Sequence[Passage], relevant: float = 0.8) -> list[Passage]:

@@ -123,3 +123,10 @@ def test_briefings_read_up_to_as_of_order_their_timeline_and_show_what_changed(h
     markdown = http.post("/briefings", json={"topic": "Citibank prime rate since March", "as_of": "1987-10-21",
                                              "format": "md"}).text
     assert "## What changed (since March)" in markdown
+
+
+def test_a_window_keeps_out_what_is_dated_outside_it_not_what_is_undated(http):
+    body = ask(http, "How many ships did Quellan harbour handle in March?", "1987-04-08")
+    assert body["time_window"]["start"] == "1987-03-01"
+    assert "530" in body["answer"] and body["citations"][0]["article_id"] == "harbour"
+    assert all(c["published_at"] is None or c["published_at"][:7] == "1987-03" for c in body["citations"])

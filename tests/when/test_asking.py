@@ -72,3 +72,18 @@ def test_the_llm_prompt_carries_each_passage_date_and_the_asking_date():
     assert '<passage n="2" title="Other">' in prompt.user
     assert "Asked on: 1987-04-05" in prompt.user
     assert "latest one on or before the asking date" in prompt.system
+
+
+def test_time_words_stay_in_the_query_unless_they_are_about_publication_dates():
+    as_of = parse_as_of("1987-04-08", UTC)
+    news = asked("What did the Fed do last week?", Filters(), as_of, newest_stored=datetime(1987, 4, 7, tzinfo=UTC),
+                 dated_between=lambda start, end: True)
+    assert news.query == "What did the Fed do?"
+    # Nothing dated inside the window: "in 1979" is what the articles say, not when they were published.
+    history = asked("What was the price of oil in 1979 now?", Filters(), as_of,
+                    newest_stored=datetime(1987, 4, 7, tzinfo=UTC), dated_between=lambda start, end: False)
+    assert history.query == "What was the price of oil in 1979?" and history.window.start == date(1979, 1, 1)
+    # Nothing dated at all: the question as written.
+    undated = asked("How many protestants live in France today?", Filters(), as_of, newest_stored=None,
+                    dated_between=lambda start, end: False)
+    assert undated.query == "How many protestants live in France today?"
