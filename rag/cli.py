@@ -14,7 +14,13 @@ from typing import Self
 
 import click
 
-from rag.api.schemas import AskResponse, IngestResponse, SearchResponse, SearchResult
+from rag.api.schemas import (
+    AskResponse,
+    IngestResponse,
+    SearchResponse,
+    SearchResult,
+    TimeWindowModel,
+)
 from rag.config import Settings
 from rag.errors import RagError
 from rag.types import Answer, Article, Filters, IngestFailure
@@ -51,6 +57,10 @@ def _date(ctx: click.Context, param: click.Parameter, value: str | None) -> date
         raise click.BadParameter(f"not a date (expected YYYY-MM-DD): {value!r}") from None
 
 
+_AS_OF = click.option("--as-of", help="The asking date, YYYY-MM-DD or an ISO datetime (default now, in "
+                                         "RAG_TIMEZONE): time words are read against it, nothing after it is used")
+
+
 def _filter_options(command):
     for option in reversed([
         click.option("--category", help="Only articles of this category"),
@@ -58,6 +68,7 @@ def _filter_options(command):
         click.option("--since", callback=_date, help="Only articles published on or after YYYY-MM-DD"),
         click.option("--until", callback=_date, help="Only articles published on or before YYYY-MM-DD"),
         click.option("--top-k", type=click.IntRange(1, 50), default=None, help="Passages to draw on"),
+        _AS_OF,
         click.option("--json", "as_json", is_flag=True, help="Print JSON"),
     ]):
         command = option(command)
@@ -243,10 +254,11 @@ def delete(ctx: click.Context, article_id: str) -> None:
 @click.argument("question")
 @_filter_options
 @click.pass_context
-def ask(ctx: click.Context, question: str, as_json: bool, top_k: int | None, **filters) -> None:
+def ask(ctx: click.Context, question: str, as_json: bool, top_k: int | None, as_of: str | None,
+        **filters) -> None:
     """Answer a question from the articles, with citations."""
     try:
-        answer = _service(ctx).ask(question, top_k, Filters(**filters))
+        answer = _service(ctx).ask(question, top_k, Filters(**filters), as_of)
     except RagError as error:
         raise click.ClickException(str(error)) from error
     click.echo(AskResponse.of(answer).model_dump_json(indent=2) if as_json else _answer_text(answer))
@@ -256,14 +268,16 @@ def ask(ctx: click.Context, question: str, as_json: bool, top_k: int | None, **f
 @click.argument("query")
 @_filter_options
 @click.pass_context
-def search(ctx: click.Context, query: str, as_json: bool, top_k: int | None, **filters) -> None:
+def search(ctx: click.Context, query: str, as_json: bool, top_k: int | None, as_of: str | None,
+           **filters) -> None:
     """Show the passages retrieval finds for a query."""
     try:
-        passages = _service(ctx).search(query, top_k, Filters(**filters))
+        passages, timed = _service(ctx).search_when(query, top_k, Filters(**filters), as_of)
     except RagError as error:
         raise click.ClickException(str(error)) from error
     if as_json:
-        response = SearchResponse(results=[SearchResult.of(p) for p in passages])
+        response = SearchResponse(results=[SearchResult.of(p) for p in passages], as_of=timed.as_of,
+                                  time_window=TimeWindowModel.of(timed.window))
         click.echo(response.model_dump_json(indent=2))
         return
     if not passages:
@@ -282,9 +296,10 @@ def search(ctx: click.Context, query: str, as_json: bool, top_k: int | None, **f
 @click.option("--max-articles", type=click.IntRange(1, 10_000), default=None,
               help="Read at most this many matching articles, most relevant first (default 500)")
 @click.option("--format", "fmt", type=click.Choice(["md", "json"]), default="md", show_default=True)
+@_AS_OF
 @click.pass_context
 def brief(ctx: click.Context, topic: str, since: date | None, until: date | None, category: str | None,
-          source: str | None, max_articles: int | None, fmt: str) -> None:
+          source: str | None, max_articles: int | None, fmt: str, as_of: str | None) -> None:
     """A briefing note over every article on TOPIC, with citations, stories and a timeline."""
     from rag.api.schemas import BriefResponse
     from rag.briefing.render import to_markdown
@@ -294,7 +309,8 @@ def brief(ctx: click.Context, topic: str, since: date | None, until: date | None
     service = _service(ctx)
     with _StageBars() as bars:
         try:
-            briefing = service.brief(topic, Filters(category, source, since, until), max_articles, bars.update)
+            briefing = service.brief(topic, Filters(category, source, since, until), max_articles, bars.update,
+                                     as_of=as_of)
         except RagError as error:
             raise click.ClickException(str(error)) from error
     if fmt == "json":
@@ -566,6 +582,50 @@ def squad(ctx: click.Context, file: Path, distractors: Path | None, articles: st
         return
     for key, value in scores.items():
         click.echo(f"{key:<26} {value:.2f}" if isinstance(value, float) else f"{key:<26} {value}")
+
+
+@eval_group.command()
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object")
+@click.option("--details", is_flag=True, help="Also list every question with its answer and first citation")
+@click.option("--untimed", is_flag=True, help="Baseline: ask as if the service read no time (no window, no "
+                                               "asking date, no latest-ranking), to compare with")
+@click.pass_context
+def temporal(ctx: click.Context, file: Path, as_json: bool, details: bool, untimed: bool) -> None:
+    """Time questions asked on a date, over the index (--index-dir): answer accuracy, first citation
+    inside the meant window, citations after the asking date; FILE is a JSON list of
+    {question, as_of, answers, support}."""
+    from rag.eval import temporal as scorer
+
+    service = _service(ctx)
+    try:
+        questions = scorer.load_questions(file, service.zone)
+    except RagError as error:
+        raise click.ClickException(str(error)) from error
+    with _bar(len(questions)) as bar:
+        ask = scorer.untimed(service) if untimed else (lambda q, as_of: service.ask(q, as_of=as_of))
+        report, outcomes = scorer.evaluate(ask, questions, bar.update)
+    if as_json:
+        out = dict(report)
+        if details:
+            out["questions"] = [{"question": o.item.question, "as_of": o.item.as_of.isoformat(), "kind": o.item.kind,
+                                 "timed": o.timed, "correct": o.correct, "first_in_support": o.first_in_support,
+                                 "after_as_of": o.after_as_of, "answer": o.answer, "first_cited": o.first_cited}
+                                for o in outcomes]
+        click.echo(json.dumps(out))
+        return
+    click.echo(f"{'':<24}{'questions':>10}{'accuracy':>10}{'1st cite in':>13}{'cites after':>13}")
+    click.echo(f"{'':<24}{'':>10}{'':>10}{'window':>13}{'as_of':>13}")
+    for group, figures in report.items():
+        if isinstance(figures, dict):
+            click.echo(f"{group:<24}{figures['questions']:>10}{figures['answer_accuracy']:>9.1f}%"
+                       f"{figures['first_citation_in_support']:>12.1f}%{figures['cites_after_as_of']:>12.1f}%")
+    click.echo(f"seconds per question: {report['seconds_per_question']}")
+    if details:
+        for o in outcomes:
+            mark = "ok " if o.correct else "-- "
+            click.echo(f"{mark}{o.item.as_of.date()} {o.item.question}\n    → {o.answer[:160]} "
+                       f"[{o.first_cited}{' in window' if o.first_in_support else ''}]")
 
 
 @main.group(name="train")

@@ -84,6 +84,8 @@ class Settings(BaseSettings):
         description="Weight of the question's soft coverage added to the best 20 passages' fused scores "
                     "(0: off; tuned on dev-a folds with the BBC corpus as distractors)")
     top_k: int = Field(5, ge=1, le=50, description="Passages an answer draws on")
+    timezone: str = Field("UTC", description="IANA time zone of the asking date: a question's days, weeks and "
+                                             "months, and an as_of given as a date or without an offset")
     answerer_model: str = Field(
         "shipped", description="Learned sentence and span scorers of the extractive answerer: 'shipped' "
                                "(rag/answer/extractive/answerer-model.json), 'none' (hand-set heuristic), or the path of "
@@ -188,6 +190,14 @@ class Settings(BaseSettings):
         if value not in ("shipped", "none") and not Path(value).is_file():
             raise ValueError(f"must be 'shipped', 'none' or the path of a `rag train answerer` file; "
                              f"there is no file {value!r}")
+        return value
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_time_zone(cls, value: str) -> str:
+        from rag.when.asking import time_zone
+
+        time_zone(value)  # ValueError names an unknown zone
         return value
 
     @model_validator(mode="after")

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime
 from typing import TYPE_CHECKING
+from zoneinfo import ZoneInfo
 
 from rag.answer import Answerer
 from rag.answer.backends import build_backend
 from rag.answer.citations import SupportScorer
+from rag.answer.dated import latest_answer, stamped
 from rag.answer.extractive.answerer import ExtractiveAnswerer
 from rag.answer.llm import LLMAnswerer
 from rag.briefing.briefer import Briefer
@@ -44,9 +47,14 @@ from rag.types import (
     Passage,
     Source,
 )
+from rag.when.asking import Asked, asked, latest_first, parse_as_of, time_zone
 
 if TYPE_CHECKING:
     from llama_index.core.llms import LLM
+
+AsOf = str | datetime | date | None  # the asking date: an ISO string, a datetime or a date; None = now
+# Passages a "latest" question draws newer evidence from (its answer still reads the first top_k).
+LATEST_POOL = 20
 
 
 @dataclass
@@ -101,23 +109,45 @@ class Service:
         """Report to `telemetry` from now on (the app does, with its metrics)."""
         self.telemetry.target = telemetry
 
-    def ask(self, question: str, top_k: int | None = None, filters: Filters = NO_FILTERS) -> Answer:
+    def ask(self, question: str, top_k: int | None = None, filters: Filters = NO_FILTERS,
+            as_of: AsOf = None) -> Answer:
+        """The answer as of `as_of` (default now): its time words ("last week", "latest") read
+        against that date, nothing dated after it retrieved, its evidence's dates stated."""
         question = self._check_question(question)
+        asking = self.when(question, filters, as_of)
+        top_k = top_k or self.settings.top_k
         with timed(self.telemetry, "retrieve"):
-            passages = self.retriever.search(question, top_k or self.settings.top_k, filters)
+            passages = self._retrieve(asking, top_k)
         with timed(self.telemetry, "answer"):
-            answer = self.answerer.answer(question, passages)
+            if self.answerer.reads_dates:
+                # It reads the question as asked: the prompt gives the asking date and each passage's.
+                answer = self.answerer.answer(question, passages[:top_k], as_of=asking.as_of)
+            elif asking.latest:
+                answer = latest_answer(self.answerer.answer, asking.query, passages, top_k, self.zone)
+            else:
+                answer = stamped(self.answerer.answer(asking.query, passages), self.zone)
+        answer = dataclasses.replace(answer, as_of=asking.as_of, time_window=asking.window)
         self.telemetry.answered(answer)
         return answer
 
-    def ask_stream(self, question: str, top_k: int | None = None,
-                   filters: Filters = NO_FILTERS) -> Iterator[str | Answer]:
+    def ask_stream(self, question: str, top_k: int | None = None, filters: Filters = NO_FILTERS,
+                   as_of: AsOf = None) -> Iterator[str | Answer]:
         """Checks the question and retrieves now (errors surface before any streaming); the
         iterator then yields the answer's text as it is written, and the checked `Answer` last."""
         question = self._check_question(question)
+        if not self.answerer.reads_dates:  # the extractive answer comes whole, dated
+            return iter([self.ask(question, top_k, filters, as_of)])
+        asking = self.when(question, filters, as_of)
+        top_k = top_k or self.settings.top_k
         with timed(self.telemetry, "retrieve"):
-            passages = self.retriever.search(question, top_k or self.settings.top_k, filters)
-        return self._reported(self.answerer.stream(question, passages))
+            passages = self._retrieve(asking, top_k)[:top_k]
+
+        def events() -> Iterator[str | Answer]:
+            for event in self.answerer.stream(question, passages, as_of=asking.as_of):
+                yield (dataclasses.replace(event, as_of=asking.as_of, time_window=asking.window)
+                       if isinstance(event, Answer) else event)
+
+        return self._reported(events())
 
     def _reported(self, events: Iterator[str | Answer]) -> Iterator[str | Answer]:
         """`events`, with the time to the checked answer and the answer itself reported."""
@@ -128,19 +158,53 @@ class Service:
                 self.telemetry.answered(event)
             yield event
 
-    def search(self, query: str, top_k: int | None = None, filters: Filters = NO_FILTERS) -> list[Passage]:
-        return self.retriever.search(self._check_question(query, "query"), top_k or self.settings.top_k, filters)
+    def search(self, query: str, top_k: int | None = None, filters: Filters = NO_FILTERS,
+               as_of: AsOf = None) -> list[Passage]:
+        return self.search_when(query, top_k, filters, as_of)[0]
+
+    def search_when(self, query: str, top_k: int | None = None, filters: Filters = NO_FILTERS,
+                    as_of: AsOf = None) -> tuple[list[Passage], Asked]:
+        """The passages, and when the query was asked (the window its time words name)."""
+        asking = self.when(self._check_question(query, "query"), filters, as_of)
+        top_k = top_k or self.settings.top_k
+        return self._retrieve(asking, top_k)[:top_k], asking
+
+    def when(self, question: str, filters: Filters = NO_FILTERS, as_of: AsOf = None) -> Asked:
+        """`question` asked on `as_of` (default now, in `RAG_TIMEZONE`): its window and filters."""
+        docstore = self.store.docstore
+        return asked(question, filters, parse_as_of(as_of, self.zone), docstore.latest_published(),
+                     docstore.has_dated_between)
+
+    @property
+    def zone(self) -> ZoneInfo:
+        return time_zone(self.settings.timezone)
+
+    def _retrieve(self, asking: Asked, top_k: int) -> list[Passage]:
+        """Passages for the question without its time words, inside its window and not after its
+        asking date; for a "latest" question a wider pool (newer articles that answer are looked
+        for in it), those that answer newest first for an answerer that reads dates."""
+        if not asking.latest:
+            return self.retriever.search(asking.query, top_k, asking.filters)
+        pool = self.retriever.search(asking.query, max(top_k, LATEST_POOL), asking.filters)
+        return latest_first(pool) if self.answerer.reads_dates else pool
 
     def brief(self, topic: str, filters: Filters = NO_FILTERS, max_articles: int | None = None,
-              progress: Progress | None = None) -> Briefing:
-        """A briefing over every matching article (not a top-k)."""
+              progress: Progress | None = None, as_of: AsOf = None) -> Briefing:
+        """A briefing over every matching article (not a top-k) dated up to `as_of`; the topic's
+        time words ("Texaco last week") become a window, and with one it says what changed."""
         if len(topic) > self.settings.max_question_chars:
             raise InvalidInput(f"topic is {len(topic)} characters, over the {self.settings.max_question_chars} limit")
-        return self.briefer.brief(topic, filters, max_articles, progress)
+        if not topic.strip():
+            return self.briefer.brief(topic, filters, max_articles, progress)  # its error names the topic
+        asking = self.when(topic.strip(), filters, as_of)
+        briefing = self.briefer.brief(asking.query, asking.filters, max_articles, progress,
+                                      windowed=asking.window is not None or bool(filters.since or filters.until))
+        return dataclasses.replace(briefing, as_of=asking.as_of, time_window=asking.window)
 
-    def chat(self, turns: Sequence[Turn], top_k: int | None = None, filters: Filters = NO_FILTERS) -> ChatReply:
+    def chat(self, turns: Sequence[Turn], top_k: int | None = None, filters: Filters = NO_FILTERS,
+             as_of: AsOf = None) -> ChatReply:
         """Answer the last user turn, rewritten into a standalone question from the others."""
-        return self.chats.reply(turns, top_k, filters)
+        return self.chats.reply(turns, top_k, filters, as_of)
 
     def ingest(self, items: Iterable[Article | IngestFailure], lock_timeout: float | None = None) -> IngestReport:
         started = time.perf_counter()

@@ -21,7 +21,9 @@ class Article:
     category: str | None = None
     origin: str = ""  # where it was read from (file path, request item); for messages only
     author: str | None = None
-    date_source: str | None = None  # where published_at came from: "meta" (the page's metadata), "feed", …
+    # Where `published_at` came from: record, meta, url, dateline (`rag.ingest.dates`), feed or
+    # sitemap (`rag.ingest.fetch`), or none. Not in `content_hash`: it follows from the fields that are.
+    date_source: str = "none"
 
     @property
     def content_hash(self) -> str:
@@ -75,12 +77,18 @@ def chunk_id(article_id: str, n: int) -> str:
 
 @dataclass(frozen=True, slots=True)
 class Filters:
-    """Metadata filters; `since` and `until` are inclusive dates."""
+    """Metadata filters; `since` and `until` are inclusive dates (UTC days): an article needs a date
+    inside them. A question's time window is `window_start` (inclusive) to `window_end` (exclusive),
+    instants: it keeps out every article dated outside it, and `as_of` (an instant) every article
+    dated after it; undated articles pass both (nothing says they are outside)."""
 
     category: str | None = None
     source: str | None = None
     since: date | None = None
     until: date | None = None
+    window_start: datetime | None = None
+    window_end: datetime | None = None
+    as_of: datetime | None = None
 
     def __post_init__(self) -> None:
         if self.category:  # categories are stored lower-case ("Business" finds "business")
@@ -88,7 +96,8 @@ class Filters:
 
     @property
     def empty(self) -> bool:
-        return not (self.category or self.source or self.since or self.until)
+        return not (self.category or self.source or self.since or self.until or self.window_start
+                    or self.window_end or self.as_of)
 
 
 NO_FILTERS = Filters()
@@ -111,6 +120,7 @@ class Passage:
     published_at: datetime | None = None
     category: str | None = None
     scores: dict[str, float] = field(default_factory=dict)  # per retriever, for explanations
+    date_source: str = "none"
 
     def quote(self, span: Span) -> str:
         """The article text at `span`, which must lie inside this passage."""
@@ -129,6 +139,17 @@ class Citation:
     start: int
     end: int
     score: float
+    published_at: datetime | None = None  # the cited article's date: when the evidence was true
+    date_source: str = "none"
+
+
+@dataclass(frozen=True, slots=True)
+class TimeWindow:
+    """Days `start`..`end` (inclusive; None: open) a question's time words name, and the words."""
+
+    start: date | None
+    end: date | None
+    phrase: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -152,6 +173,8 @@ class Answer:
     fallback_reason: str | None = None
     closest: Citation | None = None  # when abstaining: the nearest sentence found, not a claim
     sentences: tuple[SentenceCheck, ...] = ()  # LLM answers: every sentence it wrote, checked
+    as_of: datetime | None = None  # the asking date the answer holds for
+    time_window: TimeWindow | None = None  # the window the question's time words named
 
 
 @dataclass(slots=True)

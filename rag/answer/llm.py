@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 from rag.answer import Answerer
 from rag.answer.citations import SupportScorer, claims, sentence_texts
@@ -52,11 +53,13 @@ def _defang(text: str) -> str:
     return _FENCE.sub(r"‹\1", text)
 
 
-def build_prompt(question: str, passages: list[Passage], budget: int) -> Prompt:
-    """Instructions, question and as many passages (best first) as `budget` tiktoken tokens hold;
-    the last one that does not fit whole is cut to its first sentences that do."""
+def build_prompt(question: str, passages: list[Passage], budget: int, as_of: datetime | None = None) -> Prompt:
+    """Instructions, question (with the date it is asked on) and as many passages (best first, each
+    with its article's date) as `budget` tiktoken tokens hold; the last one that does not fit whole
+    is cut to its first sentences that do."""
     system, user, block = (load_prompt(n) for n in ("answer_system", "answer_user", "answer_passage"))
-    used = count_tokens(system) + count_tokens(user.format(passages="", question=question))
+    asked_on = (as_of or datetime.now(UTC)).date().isoformat()
+    used = count_tokens(system) + count_tokens(user.format(passages="", question=question, as_of=asked_on))
     shown: list[Numbered] = []
     blocks: list[str] = []
     for passage in passages:
@@ -64,7 +67,9 @@ def build_prompt(question: str, passages: list[Passage], budget: int) -> Prompt:
         spans = list(passage.sentences)
         while spans:
             text = passage.text[spans[0].start - passage.start : spans[-1].end - passage.start]
-            rendered = block.format(n=n, title=_defang(passage.title).replace('"', "'"), text=_defang(text))
+            dated = f' date="{passage.published_at.date().isoformat()}"' if passage.published_at else ""
+            rendered = block.format(n=n, title=_defang(passage.title).replace('"', "'"), dated=dated,
+                                    text=_defang(text))
             cost = count_tokens(rendered) + 1
             if used + cost <= budget:
                 used += cost
@@ -74,7 +79,8 @@ def build_prompt(question: str, passages: list[Passage], budget: int) -> Prompt:
             spans.pop()
         if not spans:
             break  # not even one sentence fits: later (lower-ranked) passages are not tried
-    return Prompt(system, user.format(passages="\n".join(blocks).rstrip(), question=question), tuple(shown))
+    return Prompt(system, user.format(passages="\n".join(blocks).rstrip(), question=question, as_of=asked_on),
+                  tuple(shown))
 
 
 class MarkerFilter:
@@ -111,6 +117,8 @@ class MarkerFilter:
 class LLMAnswerer:
     """Answers with an LLM (llama-index's `LLM` interface) and checks every citation itself."""
 
+    reads_dates = True  # its prompt gives each passage's date and the asking date
+
     def __init__(self, llm, backend: str, support: SupportScorer, fallback: Answerer, *,
                  timeout_s: float, retries: int, context_tokens: int,
                  retryable: tuple[type[BaseException], ...] = (),
@@ -134,20 +142,22 @@ class LLMAnswerer:
         self.telemetry = telemetry  # the LLM's and the citation check's times
 
     # -- public -----------------------------------------------------------------------------------
-    def answer(self, question: str, passages: list[Passage]) -> Answer:
+    def answer(self, question: str, passages: list[Passage], as_of: datetime | None = None) -> Answer:
         final = None
-        for event in self.stream(question, passages, tokens=False):
+        for event in self.stream(question, passages, tokens=False, as_of=as_of):
             final = event
         assert isinstance(final, Answer)
         return final
 
-    def stream(self, question: str, passages: list[Passage], tokens: bool = True) -> Iterator[str | Answer]:
+    def stream(self, question: str, passages: list[Passage], tokens: bool = True,
+               as_of: datetime | None = None) -> Iterator[str | Answer]:
         """Token texts as the LLM writes them (already cleaned of markers naming no passage), then
-        the checked `Answer`. Bounded by `timeout_s` from the call; falls back on any failure."""
+        the checked `Answer`. Bounded by `timeout_s` from the call; falls back on any failure.
+        `as_of` is the date the question is asked on (default today), which the prompt states."""
         if not passages:
             yield self.fallback.answer(question, passages)
             return
-        prompt = build_prompt(question, passages, self.context_tokens)
+        prompt = build_prompt(question, passages, self.context_tokens, as_of)
         if not prompt.passages:
             yield _with_reason(self.fallback.answer(question, passages), "no passage fits the LLM context budget")
             return
@@ -316,7 +326,8 @@ def _citations(kept, shown: dict[int, Numbered]) -> tuple[Citation, ...]:
         score, span = best[n]
         p = shown[n].passage
         out.append(Citation(n=n, article_id=p.article_id, title=p.title, chunk_id=p.chunk_id,
-                            quote=p.quote(span), start=span.start, end=span.end, score=round(score, 4)))
+                            quote=p.quote(span), start=span.start, end=span.end, score=round(score, 4),
+                            published_at=p.published_at, date_source=p.date_source))
     return tuple(out)
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -30,6 +30,7 @@ from rag.types import (
     Passage,
     SentenceCheck,
     Source,
+    TimeWindow,
 )
 
 _ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
@@ -68,11 +69,31 @@ class FiltersModel(BaseModel):
         return Filters(self.category, self.source, self.since, self.until)
 
 
+AS_OF_DESCRIPTION = ("The asking date: an ISO date (meaning the end of that day) or datetime (without an offset: "
+                     "in RAG_TIMEZONE); default now. The question's time words are read against it, and nothing "
+                     "dated after it is retrieved or cited")
+
+
+def check_as_of(value: str | None) -> str | None:
+    if value is not None:
+        from rag.errors import InvalidInput
+        from rag.when.asking import parse_as_of
+
+        try:
+            parse_as_of(value, UTC)
+        except InvalidInput as error:
+            raise ValueError(str(error)) from None
+    return value
+
+
 class _Query(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     top_k: StrictInt | None = Field(None, ge=1, le=50, description="Passages to draw on (default from settings)")
     filters: FiltersModel | None = None
+    as_of: str | None = Field(None, max_length=40, description=AS_OF_DESCRIPTION)
+
+    _check_as_of = field_validator("as_of")(check_as_of)
 
     def to_filters(self) -> Filters:
         return self.filters.to_filters() if self.filters else Filters()
@@ -102,6 +123,18 @@ class SearchRequest(_Query):
     _check = field_validator("query")(_not_blank)
 
 
+class TimeWindowModel(BaseModel):
+    """The days a question's time words name, inclusive; null: open on that side."""
+
+    start: date | None
+    end: date | None
+    phrase: str = Field(..., description="The time words as the question wrote them")
+
+    @classmethod
+    def of(cls, window: TimeWindow | None) -> TimeWindowModel | None:
+        return cls(start=window.start, end=window.end, phrase=window.phrase) if window else None
+
+
 class CitationModel(BaseModel):
     n: int
     article_id: str
@@ -111,6 +144,8 @@ class CitationModel(BaseModel):
     start: int
     end: int
     score: float
+    published_at: datetime | None = Field(None, description="The cited article's date: when the evidence was true")
+    date_source: str = Field("none", description="Where that date came from: record, meta, url, dateline or none")
 
     @classmethod
     def of(cls, citation: Citation) -> CitationModel:
@@ -142,6 +177,9 @@ class AskResponse(BaseModel):
         default_factory=list, description="LLM answers: every sentence it wrote, with its support check")
     closest: CitationModel | None = Field(
         None, description="When abstaining: the nearest passage found, shown for orientation, not as support")
+    as_of: datetime | None = Field(None, description="The asking date the answer holds for")
+    time_window: TimeWindowModel | None = Field(
+        None, description="The window the question's time words name (it filtered retrieval), or null")
 
     @classmethod
     def of(cls, answer: Answer) -> AskResponse:
@@ -149,7 +187,8 @@ class AskResponse(BaseModel):
                    citations=[CitationModel.of(c) for c in answer.citations],
                    fallback_reason=answer.fallback_reason,
                    sentences=[SentenceModel.of(s) for s in answer.sentences],
-                   closest=CitationModel.of(answer.closest) if answer.closest else None)
+                   closest=CitationModel.of(answer.closest) if answer.closest else None,
+                   as_of=answer.as_of, time_window=TimeWindowModel.of(answer.time_window))
 
 
 class SearchResult(BaseModel):
@@ -163,6 +202,7 @@ class SearchResult(BaseModel):
     source: str | None
     url: str | None
     published_at: datetime | None
+    date_source: str
     category: str | None
     scores: dict[str, float]
 
@@ -170,11 +210,13 @@ class SearchResult(BaseModel):
     def of(cls, p: Passage) -> SearchResult:
         return cls(article_id=p.article_id, chunk_id=p.chunk_id, title=p.title, text=p.text, score=p.score,
                    start=p.start, end=p.end, source=p.source, url=p.url, published_at=p.published_at,
-                   category=p.category, scores=p.scores)
+                   date_source=p.date_source, category=p.category, scores=p.scores)
 
 
 class SearchResponse(BaseModel):
     results: list[SearchResult]
+    as_of: datetime | None = Field(None, description="The asking date: nothing dated after it was searched")
+    time_window: TimeWindowModel | None = Field(None, description="The window the query's time words name, or null")
 
 
 class ArticleIn(BaseModel):
@@ -242,10 +284,11 @@ class ArticleOut(BaseModel):
     source: str | None
     url: str | None
     published_at: datetime | None
+    date_source: str = Field(..., description="Where published_at came from: record (the record's field), meta "
+                                              "(the page's date metadata), url, dateline, feed or sitemap (the "
+                                              "entry that listed a fetched page), or none")
     category: str | None
     author: str | None = None
-    date_source: str | None = Field(None, description="Where published_at came from: meta (the page's own "
-                                                      "metadata), feed or sitemap (the entry that listed it)")
 
     @classmethod
     def of(cls, a: Article) -> ArticleOut:
@@ -341,8 +384,10 @@ class BriefRequest(BaseModel):
     max_articles: StrictInt | None = Field(None, ge=1, le=10_000,
                                      description="Articles read at most, most relevant first (default from settings)")
     format: Literal["json", "md"] = Field("json", description="json, or md for Markdown (text/markdown)")
+    as_of: str | None = Field(None, max_length=40, description=AS_OF_DESCRIPTION)
 
     _check = field_validator("topic")(_not_blank)
+    _check_as_of = field_validator("as_of")(check_as_of)
 
     @model_validator(mode="after")
     def _ordered(self) -> BriefRequest:
@@ -391,6 +436,15 @@ class StoryModel(BaseModel):
     articles: int
 
 
+class ChangeModel(BaseModel):
+    story: int = Field(..., description="Index into `stories`")
+    first: date
+    last: date
+    before: str = Field(..., description="The headline of the story's first article in the window")
+    after: str = Field(..., description="The headline of its last")
+    citations: list[int] = Field(..., description="Source numbers of those two articles")
+
+
 class BriefResponse(BaseModel):
     topic: str
     title: str
@@ -404,6 +458,11 @@ class BriefResponse(BaseModel):
     duplicates_merged: int
     backend: str
     fallback_reason: str | None = None
+    changes: list[ChangeModel] = Field(
+        default_factory=list, description="With a window (the topic's time words, or since/until): each story's "
+                                          "first and last article across it, in date order")
+    as_of: datetime | None = None
+    time_window: TimeWindowModel | None = None
 
     @classmethod
     def of(cls, b: Briefing) -> BriefResponse:
@@ -420,6 +479,9 @@ class BriefResponse(BaseModel):
             stories=[StoryModel(title=s.title, articles=s.articles) for s in b.stories],
             articles_matched=b.articles_matched, articles_read=b.articles_read,
             duplicates_merged=b.duplicates_merged, backend=b.backend, fallback_reason=b.fallback_reason,
+            changes=[ChangeModel(story=c.story, first=c.first, last=c.last, before=c.before, after=c.after,
+                                 citations=list(c.citations)) for c in b.changes],
+            as_of=b.as_of, time_window=TimeWindowModel.of(b.time_window),
         )
 
 

@@ -12,11 +12,13 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import datetime
 
 import lxml.etree
 import lxml.html
 
 from rag.ingest.cleaning import normalize_text, one_line
+from rag.ingest.dates import date_from_meta, parse_iso
 
 # Elements whose content is never visible text.
 _INVISIBLE_TAGS = ("script", "style", "noscript", "template", "iframe", "svg", "object", "embed")
@@ -44,6 +46,8 @@ class HtmlPage:
     published: str | None = None  # YYYY-MM-DD from meta tags, as htmldate reads them
     canonical: str | None = None  # <link rel=canonical> as written (maybe relative: resolve it)
     author: str | None = None  # byline metadata (meta author, article:author, JSON-LD), as trafilatura reads it
+    # From the page's own publication metadata (`rag.ingest.dates.date_from_meta`), else `published`
+    published_at: datetime | None = None
 
 
 def html_to_text(html: str) -> tuple[str | None, str]:
@@ -57,6 +61,7 @@ def read_html(html: str) -> HtmlPage:
     root = _parse(html)
     if root is None:
         return HtmlPage(None, "")
+    declared = date_from_meta(root)  # before JSON-LD <script>s go with the invisible elements
     strip_invisible(root)
     from trafilatura import extract_metadata  # heavy import: only when HTML is read
     from trafilatura.settings import set_date_params
@@ -80,6 +85,7 @@ def read_html(html: str) -> HtmlPage:
         published=meta.date or None,
         canonical=_canonical(root),
         author=one_line(meta.author or "") or None,
+        published_at=declared or (parse_iso(meta.date) if meta.date else None),
     )
 
 

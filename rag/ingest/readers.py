@@ -22,9 +22,10 @@ from typing import TypeVar
 
 from rag.errors import InvalidInput
 from rag.ingest.cleaning import clean_text, fallback_title
+from rag.ingest.dates import find_date
 from rag.ingest.html import read_html
 from rag.ingest.ids import id_from_path, id_from_upload, type_name
-from rag.ingest.records import article_from_record, parse_published_at
+from rag.ingest.records import article_from_record
 from rag.types import Article, IngestFailure
 
 SUFFIXES = (".txt", ".html", ".htm", ".json", ".jsonl")
@@ -236,12 +237,15 @@ def _txt_article(path: Path, text: str, naming: _Naming) -> Item:
         return IngestFailure(naming.origin, "no article text after cleaning")
     # BBC layout: `business/001.txt` belongs to the category of its folder.
     category = path.parent.name.lower() if path.stem.isdigit() and path.parent.name else None
+    dated = find_date(text=body)
     return Article(
         id=naming.id_of(),
         title=title or fallback_title(body),
         text=body,
         category=category,
         origin=naming.origin,
+        published_at=dated.published_at,
+        date_source=dated.source,
     )
 
 
@@ -249,19 +253,17 @@ def _html_article(html: str, naming: _Naming) -> Item:
     page = read_html(html)
     if not page.text:
         return IngestFailure(naming.origin, "no article text after cleaning")
-    try:
-        published_at = parse_published_at(page.published)
-    except InvalidInput:
-        published_at = None  # a page's own date metadata is a hint, not worth refusing it for
+    # A page's own date metadata is a hint: one it cannot parse is skipped, not worth refusing it for.
+    dated = find_date(meta=page.published_at, url=page.url, text=page.text)
     return Article(
         id=naming.id_of(),
         title=page.title or fallback_title(page.text),
         text=page.text,
         source=page.source,
         url=page.url,
-        published_at=published_at,
+        published_at=dated.published_at,
+        date_source=dated.source,
         origin=naming.origin,
-        date_source="meta" if published_at else None,
     )
 
 

@@ -61,7 +61,9 @@ CREATE TABLE IF NOT EXISTS articles (
     origin TEXT NOT NULL,
     ingested_at TEXT NOT NULL,
     author TEXT,
-    date_source TEXT            -- where published_at came from: meta (the page's own), feed, sitemap, record
+    date_source TEXT NOT NULL DEFAULT 'none'   -- where published_at came from: record, meta, url,
+                                               -- dateline (rag.ingest.dates), feed, sitemap
+                                               -- (rag.ingest.fetch), or none
 );
 CREATE INDEX IF NOT EXISTS articles_category ON articles(category);
 CREATE INDEX IF NOT EXISTS articles_source ON articles(source);
@@ -150,9 +152,11 @@ UPDATE meta SET value = '2' WHERE key = 'schema_version';
 
 # Schema 3 adds the articles' author and where their date came from, the polled sources (created
 # by _SCHEMA, which runs after this), and readers' feedback on answers. One transaction: a crash
-# leaves schema 2 or schema 3.
-_ARTICLE_COLUMNS_OF_3 = {"author": "TEXT", "date_source": "TEXT"}
+# leaves schema 2 or schema 3. Before it, a date could only come from a record's `published_at` or,
+# for an .html/.htm file, from the page's date metadata: that is what is filled in.
+_ARTICLE_COLUMNS_OF_3 = {"author": "TEXT", "date_source": "TEXT NOT NULL DEFAULT 'none'"}
 _MIGRATE_2_TO_3 = """
+UPDATE articles SET date_source = CASE WHEN lower(origin) LIKE '%.htm' OR lower(origin) LIKE '%.html' THEN 'meta' ELSE 'record' END WHERE published_at IS NOT NULL AND (date_source IS NULL OR date_source = 'none');
 CREATE TABLE IF NOT EXISTS feedback (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     created_at TEXT NOT NULL,
@@ -404,6 +408,23 @@ class Docstore:
                          citations=tuple(json.loads(r[4])), backend=r[5], verdict=r[6], comment=r[7], key=r[8])
                 for r in self._db().execute(sql + " ORDER BY id", params)]
 
+    def latest_published(self) -> datetime | None:
+        """The newest article date stored (an asking date at or after it filters nothing out)."""
+        row = self._db().execute("SELECT max(published_at) FROM articles").fetchone()
+        return _parse_iso(row[0]) if row and row[0] else None
+
+    def has_dated_between(self, start: datetime | None, end: datetime | None) -> bool:
+        """Whether an article is dated in [start, end) (None: unbounded)."""
+        where, params = ["published_at IS NOT NULL"], []
+        if start is not None:
+            where.append("published_at >= ?")
+            params.append(_iso(start))
+        if end is not None:
+            where.append("published_at < ?")
+            params.append(_iso(end))
+        return self._db().execute(f"SELECT 1 FROM articles WHERE {' AND '.join(where)} LIMIT 1",
+                                  params).fetchone() is not None
+
     def model(self) -> tuple[str, int] | None:
         """The (embedding model, dimension) the docstore was built with, if any."""
         rows = dict(self._db().execute("SELECT key, value FROM meta WHERE key IN ('embedding_model', 'dimension')"))
@@ -593,7 +614,7 @@ class Docstore:
         with self._snapshot() as db:
             rows = db.execute(
                 "SELECT c.rowid, c.id, c.article_id, a.title, c.text, c.start, c.end, a.source, a.url, "
-                f"a.published_at, a.category FROM chunks c JOIN articles a ON a.id = c.article_id "
+                f"a.published_at, a.category, a.date_source FROM chunks c JOIN articles a ON a.id = c.article_id "
                 f"WHERE c.rowid IN ({marks})",
                 list(rowids),
             ).fetchall()
@@ -610,7 +631,7 @@ class Docstore:
             r[0]: Passage(
                 chunk_id=r[1], article_id=r[2], title=r[3], text=r[4], start=r[5], end=r[6],
                 sentences=sentences[r[0]], score=0.0, source=r[7], url=r[8],
-                published_at=_parse_iso(r[9]), category=r[10],
+                published_at=_parse_iso(r[9]), category=r[10], date_source=r[11],
             )
             for r in rows
         }
@@ -760,6 +781,20 @@ def _filter_sql(filters: Filters) -> tuple[str, list[str]]:
     if filters.until and filters.until < date.max:  # up to date.max is no bound at all
         where.append("a.published_at < ?")
         params.append(_iso(datetime.combine(filters.until + timedelta(days=1), time.min, UTC)))
+    if filters.window_start or filters.window_end:
+        # A question's window keeps out every article dated outside it; an undated one is not known
+        # to be (an encyclopedia's "in 1979" is what it says, not when it was written).
+        inside = []
+        if filters.window_start:
+            inside.append("a.published_at >= ?")
+            params.append(_iso(filters.window_start))
+        if filters.window_end:
+            inside.append("a.published_at < ?")
+            params.append(_iso(filters.window_end))
+        where.append(f"(a.published_at IS NULL OR ({' AND '.join(inside)}))")
+    if filters.as_of:  # nothing dated after the asking date; an undated article is not after it
+        where.append("(a.published_at IS NULL OR a.published_at <= ?)")
+        params.append(_iso(filters.as_of))
     return (" WHERE " + " AND ".join(where)) if where else "", params
 
 

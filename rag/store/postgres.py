@@ -352,6 +352,22 @@ class PostgresDocstore:
                 f"the articles into a fresh one"
             )
 
+    def latest_published(self) -> datetime | None:
+        """The newest article date stored (an asking date at or after it filters nothing out)."""
+        rows = self._all("SELECT max(published_at) FROM articles")
+        return _utc(rows[0][0]) if rows and rows[0][0] else None
+
+    def has_dated_between(self, start: datetime | None, end: datetime | None) -> bool:
+        """Whether an article is dated in [start, end) (None: unbounded)."""
+        where, params = ["published_at IS NOT NULL"], []
+        if start is not None:
+            where.append("published_at >= %s")
+            params.append(start)
+        if end is not None:
+            where.append("published_at < %s")
+            params.append(end)
+        return bool(self._all(f"SELECT 1 FROM articles WHERE {' AND '.join(where)} LIMIT 1", params))
+
     def model(self) -> tuple[str, int] | None:
         rows = dict(self._all("SELECT key, value FROM meta WHERE key IN ('embedding_model', 'dimension')"))
         return (rows["embedding_model"], int(rows["dimension"])) if len(rows) == 2 else None
@@ -701,7 +717,7 @@ _ARTICLE_COLUMNS = "id, title, text, source, url, published_at, category, origin
 
 def _article(row: tuple) -> Article:
     return Article(id=row[0], title=row[1], text=row[2], source=row[3], url=row[4], published_at=_utc(row[5]),
-                   category=row[6], origin=row[7], author=row[8], date_source=row[9])
+                   category=row[6], origin=row[7], author=row[8], date_source=row[9] or "none")
 
 
 _SOURCE_COLUMNS = ("id, url, every_s, category, added_at, etag, last_modified, last_fetched_at, last_new_article_at, "

@@ -206,7 +206,7 @@ def test_date_and_source_filters(service):
 
 
 def test_restart_reloads_the_same_index_and_answers_the_same(bbc_service, embedder):
-    question = {"question": KNOWN[2][0]}
+    question = {"question": KNOWN[2][0], "as_of": "2024-01-01"}  # "now" moves: the asking date is fixed
     with live_server(create_app(bbc_service.settings, bbc_service)) as http:
         before = http.post("/ask", json=question).json()
         generation = http.get("/health").json()["index_generation"]
@@ -225,7 +225,7 @@ def test_restart_reloads_the_same_index_and_answers_the_same(bbc_service, embedd
 def test_an_index_from_before_sentence_vectors_is_migrated_and_answers_the_same(bbc_service, embedder):
     """Schema 1 stored sentences as bare spans: opening it keeps every span, embeds them once,
     and the service answers as an index built today does."""
-    question = {"question": KNOWN[1][0]}
+    question = {"question": KNOWN[1][0], "as_of": "2024-01-01"}  # "now" moves: the asking date is fixed
     with live_server(create_app(bbc_service.settings, bbc_service)) as http:
         before = http.post("/ask", json=question).json()
     settings = bbc_service.settings

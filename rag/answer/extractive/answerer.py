@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from datetime import datetime
+from typing import ClassVar
 
 import numpy as np
 
@@ -69,6 +71,7 @@ class ExtractiveAnswerer:
     min_cosine: float = 0.30  # below this the best sentence is about something else
     min_overlap: float = 0.25  # share of the question's (IDF-weighted) terms the sentence holds
     backend: str = "extractive"
+    reads_dates: ClassVar[bool] = False  # the service dates its answers (`rag.answer.dated`)
     model: AnswererModel | None = None
     abstention: str = "rules"  # with a model: "rules" (the thresholds above) or "learned" (its decision)
 
@@ -82,7 +85,8 @@ class ExtractiveAnswerer:
         """The answerer with the model `Settings.answerer_model` names (see `load_model`)."""
         return cls(embedder, pieces, model=load_model(setting), abstention=abstention)
 
-    def answer(self, question: str, passages: list[Passage]) -> Answer:
+    def answer(self, question: str, passages: list[Passage], as_of: datetime | None = None) -> Answer:
+        """`as_of` is not read: the service dates an extractive answer (`reads_dates` is False)."""
         if not passages:
             return self._abstain("No article in the index matches; nothing to answer from.")
         if self.model is not None:
@@ -101,7 +105,8 @@ class ExtractiveAnswerer:
         span_text = self._span(info, candidate.text) or candidate.text
         return Answer(text=f"{span_text} [1]", abstained=False, backend=self.backend, citations=(citation,))
 
-    def stream(self, question: str, passages: list[Passage]) -> Iterator[str | Answer]:
+    def stream(self, question: str, passages: list[Passage],
+               as_of: datetime | None = None) -> Iterator[str | Answer]:
         """The answer at once: an extractive answer is not written word by word."""
         yield self.answer(question, passages)
 
@@ -201,7 +206,8 @@ def _citation(sentence: Sentence, score: float) -> Citation:
     return Citation(
         n=1, article_id=sentence.passage.article_id, title=sentence.passage.title,
         chunk_id=sentence.passage.chunk_id, quote=sentence.text, start=sentence.span.start,
-        end=sentence.span.end, score=round(score, 4),
+        end=sentence.span.end, score=round(score, 4), published_at=sentence.passage.published_at,
+        date_source=sentence.passage.date_source,
     )
 
 

@@ -13,13 +13,12 @@ import re
 from datetime import datetime
 from urllib.parse import urljoin, urlsplit
 
-from rag.errors import InvalidInput
 from rag.ingest.cleaning import clean_text, fallback_title
+from rag.ingest.dates import Dated, find_date
 from rag.ingest.fetch.client import Fetched
 from rag.ingest.html import read_html
 from rag.ingest.ids import id_from_url, normalize_url
 from rag.ingest.readers import decode
-from rag.ingest.records import parse_published_at
 from rag.types import Article
 
 _META_CHARSET = re.compile(rb"""<meta[^>]+charset\s*=\s*["']?\s*([A-Za-z0-9_.:-]+)""", re.IGNORECASE)
@@ -55,21 +54,20 @@ def page_article(fetched: Fetched, *, category: str | None = None, feed_date: da
     if fetched.content_type == "text/plain":
         title, body = clean_text(text)
         author = source = canonical = None
-        published = None
+        meta = None
     else:
         page = read_html(text)
         title, body, author, source = page.title, page.text, page.author, page.source
         canonical = _same_site(page.canonical or page.url, fetched.url)
-        try:
-            published = parse_published_at(page.published)
-        except InvalidInput:
-            published = None  # a page's date metadata is a hint, not worth refusing the page for
+        meta = page.published_at  # a page's date metadata it cannot parse is a hint lost, not a refusal
     if not body:
         raise NoArticle("no article text after cleaning")
-    date_source = "meta" if published else None
-    if published is None and feed_date is not None:
-        published, date_source = feed_date, feed_date_source
     url = canonical or normalize_url(fetched.url)
+    # The page's own metadata first, then the date the feed or sitemap gave, then its URL or dateline.
+    dated = find_date(meta=meta, url=url, text=body)
+    if dated.source not in ("meta",) and feed_date is not None:
+        dated = Dated(feed_date, feed_date_source)
+    published, date_source = dated.published_at, dated.source
     return Article(
         id=id_from_url(url),
         title=title or feed_title or fallback_title(body),
