@@ -99,8 +99,8 @@ def test_metrics_need_an_admin_key_off_loopback_unless_public(bbc_service):
 
 def test_rate_limit_refusals_are_counted(bbc_service):
     # Budgets are per key: with no keys configured there is none to exhaust.
-    settings = bbc_service.settings.model_copy(update={"rate_limit_per_min": 2, "api_keys": '{"k1": ["read"]}'})
-    key = {"Authorization": "Bearer k1"}
+    settings = bbc_service.settings.model_copy(update={"rate_limit_per_min": 2, "api_keys": '{"k1-0123456789abcdef": ["read"]}'})
+    key = {"Authorization": "Bearer k1-0123456789abcdef"}
     with live_server(create_app(settings, bbc_service)) as http:
         statuses = [http.post("/search", json={"query": "net cafes"}, headers=key).status_code for _ in range(3)]
         text = http.get("/metrics").text  # from loopback: no key needed
