@@ -47,7 +47,7 @@ def test_author_and_date_source_are_stored_and_read_back(docstore):
     _put(docstore, *ARTICLES)
     article = docstore.get_article("a1")
     assert (article.author, article.date_source, article.published_at) == ("Ann Example", "meta", T0)
-    assert docstore.get_article("a3").author is None and docstore.get_article("a3").date_source is None
+    assert docstore.get_article("a3").author is None and docstore.get_article("a3").date_source == "none"
     [(read, spans)] = docstore.articles_with_sentences(["a2"])
     assert read == dataclasses.replace(ARTICLES[1], origin="") and len(spans) == 3
     assert read.content_hash == ARTICLES[1].content_hash  # what was stored is what re-ingest compares
