@@ -80,6 +80,10 @@ def asked(question: str, filters: Filters, as_of: datetime, newest_stored: datet
         if window.end is not None:
             end = datetime.combine(window.end + timedelta(days=1), time.min, zone)
     bound = as_of if newest_stored is None or newest_stored > as_of else None
+    if filters.as_of is not None:  # a caller's own bound stays (the earlier of the two)
+        bound = min(filters.as_of, bound) if bound is not None else filters.as_of
+    if window is None:  # a caller's own window stays
+        start, end = filters.window_start, filters.window_end
     if newest_stored is None and dated_between is not None:
         query = question  # nothing is dated: time words can only be about what articles say
     elif window is not None and dated_between is not None and not dated_between(start, end):
