@@ -11,6 +11,7 @@ import re
 import shutil
 import subprocess
 import sys
+from datetime import date
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -608,3 +609,46 @@ def test_sources_are_listed_to_a_read_key_and_added_and_removed_by_an_admin(brow
     expect(sources.get_by_role("button", name=re.compile("^Remove "))).to_have_count(0)
     assert not axe(page, "articles, sources as reader")
     page.context.close()
+
+
+# -- time windows -----------------------------------------------------------------------------
+WPP_LAST_WEEK = "What profits did WPP report last week?"
+
+
+def test_a_time_window_shows_as_a_chip_that_clear_removes_and_citations_show_their_dates(page, open_server, artifacts):
+    """The seed WPP record is dated 25 Feb 2005: asked as of 2 Mar 2005, "last week" covers it."""
+    expected = open_server.post("/ask", json={"question": WPP_LAST_WEEK, "as_of": "2005-03-02"}).json()
+    window = expected["time_window"]
+    assert window["phrase"] == "last week" and window["start"] <= "2005-02-25" <= window["end"]
+    page.get_by_label("As of").first.fill("2005-03-02")
+    turn = ask(page, WPP_LAST_WEEK)
+    chip = turn.get_by_role("group", name="Time window")
+    start, end = (date.fromisoformat(window[k]) for k in ("start", "end"))
+    days = f"{start.day} {start:%b} – {end.day} {end:%b %Y}"
+    expect(chip).to_contain_text(f"last week: {days}")
+    expect(turn.locator(".meta")).to_contain_text("as of 2 Mar 2005")
+    wpp = next(c for c in expected["citations"] if c["article_id"] == "bbc-business-035")
+    expect(turn.locator(".sources li").filter(has_text=wpp["title"])).to_contain_text("25 Feb 2005 · record")
+    assert not axe(page, "ask, with a time window")
+    # Edit opens the window's days in date inputs, from the keyboard; Cancel gives the focus back.
+    chip.get_by_role("button", name=re.compile("^Edit the window")).press("Enter")
+    expect(chip.get_by_label("From")).to_be_focused()
+    expect(chip.get_by_label("From")).to_have_value(window["start"])
+    expect(chip.get_by_label("To")).to_have_value(window["end"])
+    page.screenshot(path=artifacts / "ask-time-window.png", full_page=True)
+    chip.get_by_role("button", name="Cancel").click()
+
+    chip.get_by_role("button", name=re.compile("^Clear the window")).click()
+    cleared = page.locator("#turns > li").nth(1)
+    expect(cleared.locator(".meta")).to_be_visible(timeout=30_000)
+    expect(cleared.locator(".question")).to_contain_text("What profits did WPP report?")
+    expect(cleared.get_by_role("group", name="Time window")).to_have_count(0)
+    expect(cleared.locator(".meta")).to_contain_text("without “last week”")
+    # What the page re-asked names no window on the server either.
+    again = open_server.post("/ask", json={"question": "What profits did WPP report?", "as_of": "2005-03-02"}).json()
+    assert again["time_window"] is None
+    expect(cleared.locator(".sources")).to_contain_text("25 Feb 2005")
+
+    page.set_viewport_size({"width": 375, "height": 812})
+    assert page.evaluate("() => document.documentElement.scrollWidth <= window.innerWidth")
+    assert not axe(page, "ask, with a time window (375 px)")

@@ -101,6 +101,9 @@ function fillFilters() {
         el("select", { id: `${p}-category` }, el("option", { value: "" }, "Any"), f.categories.map(option))),
       el("p", { class: "filter" }, el("label", { for: `${p}-source` }, "Source"),
         el("select", { id: `${p}-source` }, el("option", { value: "" }, "Any"), f.sources.map(option))),
+      p === "articles" ? null : el("p", { class: "filter" }, el("label", { for: `${p}-as-of` }, "As of"),
+        el("input", { id: `${p}-as-of`, type: "date", "aria-describedby": `${p}-as-of-help` }),
+        el("span", { id: `${p}-as-of-help`, class: "sr-only" }, "The asking date: time words such as last week are read from it")),
       f.undated ? el("p", { class: "quiet small" },
         `${f.undated} of ${f.articles} articles have no date: a date range leaves them out.`) : null,
     );
@@ -112,6 +115,9 @@ function filtersOf(prefix) {
   const filters = { since: value("since"), until: value("until"), category: value("category"), source: value("source") };
   return Object.fromEntries(Object.entries(filters).filter(([, v]) => v));
 }
+
+// The asking date of the view's "As of" input (the end of that day), or null for now.
+const asOfOf = (prefix) => $(`#${prefix}-as-of`)?.value || null;
 
 // -- views -------------------------------------------------------------------------------------
 const VIEWS = ["ask", "brief", "articles"];
@@ -179,6 +185,26 @@ $("#panel-close").addEventListener("click", closePanel);
 document.addEventListener("keydown", (event) => {
   if (event.key === "Escape" && !$("#key-dialog").open) closePanel();
 });
+
+// Dates as the page shows them, the same in every locale: "2 Mar 1987".
+const MONTHS = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
+function humanDay(iso, withYear = true) {
+  const [y, m, d] = day(iso).split("-").map(Number);
+  return `${d} ${MONTHS[m - 1]}${withYear ? ` ${y}` : ""}`;
+}
+
+// A window's days: "2 Mar – 8 Mar 1987" (the year once when both ends share it), or open on one side.
+function windowDays(w) {
+  if (w.start && w.end) return `${humanDay(w.start, w.start.slice(0, 4) !== w.end.slice(0, 4))} – ${humanDay(w.end)}`;
+  return w.start ? `from ${humanDay(w.start)}` : w.end ? `until ${humanDay(w.end)}` : "any date";
+}
+
+// The question without the time words that named its window, so that re-asking it names none.
+function withoutPhrase(question, phrase) {
+  const at = question.toLowerCase().indexOf(phrase.toLowerCase());
+  if (at < 0) return question;
+  return (question.slice(0, at) + question.slice(at + phrase.length)).replace(/\s+/g, " ").replace(/\s+([?.!,])/g, "$1").trim();
+}
 
 // Text with its [n] markers as links; `open(n)` is called when one is activated.
 function withCitationLinks(text, hrefOf, open) {
@@ -304,15 +330,57 @@ function renderTurn(turn, id) {
   if (turn.filters && Object.keys(turn.filters).length) {
     quiet.push(`filters: ${Object.entries(turn.filters).map(([k, v]) => `${k} ${v}`).join(", ")}`);
   }
+  if (turn.as_of) quiet.push(`as of ${humanDay(turn.as_of)}`);
+  if (turn.note) quiet.push(turn.note);
+  if (a.time_window) item.insertBefore(windowChip(turn, id), answerBox);
   item.append(el("p", { class: "meta quiet small" }, quiet.join(" · ")));
   if (a.citations.length) {
     item.append(el("ol", { class: "sources", "aria-label": "Sources" }, a.citations.map((c) =>
       el("li", { id: `cite-${id}-${c.n}`, value: c.n },
         el("button", { type: "button", class: "link", onclick: () => cite(c) }, c.title),
+        el("span", { class: "cite-date quiet small" }, c.published_at ? humanDay(c.published_at) : "undated",
+          c.published_at && c.date_source && c.date_source !== "none" ? ` · ${c.date_source}` : ""),
         el("q", {}, c.quote)))));
   }
   item.append(actions(turn));
   return item;
+}
+
+// The window the question's time words named, as a chip: Edit re-asks with the question's
+// time words taken out and the edited days as its date filters (a window from the time words
+// would still narrow any date filter); Clear re-asks with the time words taken out and no date
+// filter at all. Either way a new turn in the thread, asked as a standalone question.
+function windowChip(turn, id) {
+  const w = turn.answer.time_window;
+  const question = withoutPhrase(turn.answer.standalone || turn.question, w.phrase);
+  const others = Object.fromEntries(Object.entries(turn.filters || {}).filter(([k]) => k !== "since" && k !== "until"));
+  const reask = (filters, note) => ask(question, filters, turn.as_of, { standalone: true, note }).catch(showError);
+  const label = `${w.phrase}: ${windowDays(w)}`;
+  const since = el("input", { id: `w-${id}-since`, type: "date", value: w.start });
+  const until = el("input", { id: `w-${id}-until`, type: "date", value: w.end });
+  const editor = el("form", { class: "window-edit", hidden: true, "aria-label": `Edit the window ${label}`,
+    onsubmit: (event) => {
+      event.preventDefault();
+      if (since.value && until.value && since.value > until.value) { since.setCustomValidity("After To"); since.reportValidity(); return; }
+      reask({ ...others, ...(since.value ? { since: since.value } : {}), ...(until.value ? { until: until.value } : {}) },
+        `window edited from “${w.phrase}”`);
+    } },
+    el("label", { for: since.id }, "From"), since, el("label", { for: until.id }, "To"), until,
+    el("button", { type: "submit", class: "small-button" }, "Re-ask"),
+    el("button", { type: "button", class: "small-button", onclick: () => { editor.hidden = true; edit.focus(); } }, "Cancel"));
+  since.addEventListener("input", () => since.setCustomValidity(""));
+  const edit = el("button", { type: "button", class: "small-button", "aria-expanded": "false",
+    "aria-label": `Edit the window ${label}`, onclick: () => {
+      editor.hidden = !editor.hidden;
+      edit.setAttribute("aria-expanded", String(!editor.hidden));
+      if (!editor.hidden) since.focus();
+    } }, "Edit");
+  const clear = el("button", { type: "button", class: "small-button", "aria-label": `Clear the window ${label}`,
+    title: `Re-asks “${question}”: without its time words and with no date filter`,
+    onclick: () => reask(others, `without “${w.phrase}”`) }, "Clear");
+  return el("div", { class: "window", role: "group", "aria-label": "Time window" },
+    el("p", { class: "chip" }, el("span", { class: "sr-only" }, "Time window: "), label, " ", edit, " ", clear),
+    editor);
 }
 
 function actions(turn) {
@@ -358,10 +426,11 @@ async function modelId() {
 
 // The first question of a thread streams from /ask; a follow-up goes to /v1/chat/completions with
 // the thread so far, which rewrites it into a standalone question.
-async function ask(question, filters) {
+async function ask(question, filters, asOf = null, { standalone = false, note = null } = {}) {
   const thread = currentThread();
-  const turn = { question, filters, answer: null, asked: new Date().toISOString() };
-  const previous = thread.turns.filter((t) => t.answer);
+  const turn = { question, filters, as_of: asOf, note, answer: null, asked: new Date().toISOString() };
+  const previous = standalone ? [] : thread.turns.filter((t) => t.answer);
+  const when = asOf ? { as_of: asOf } : {};
   thread.turns.push(turn);
   const id = `${thread.id.slice(0, 8)}-${thread.turns.length - 1}`;
   const node = renderTurn(turn, id);
@@ -377,7 +446,7 @@ async function ask(question, filters) {
   };
   try {
     if (!previous.length) {
-      await api.stream("/ask", { question, stream: true, filters }, (name, data) => {
+      await api.stream("/ask", { question, stream: true, filters, ...when }, (name, data) => {
         seen();
         if (name === "token") {
           node.dataset.tokenEvents = Number(node.dataset.tokenEvents || 0) + 1;
@@ -393,7 +462,7 @@ async function ask(question, filters) {
       messages.push({ role: "user", content: question });
       let content = "";
       let final = null;
-      await api.stream("/v1/chat/completions", { model: await modelId(), messages, stream: true, filters },
+      await api.stream("/v1/chat/completions", { model: await modelId(), messages, stream: true, filters, ...when },
         (name, chunk) => {
           seen();
           const delta = chunk.choices?.[0]?.delta ?? {};
@@ -406,7 +475,7 @@ async function ask(question, filters) {
       // The content ends with a "Sources:" list; the structured citations replace it here.
       turn.answer = { answer: content.split(/\n+Sources:\n/)[0], abstained: final.rag.abstained,
         backend: final.rag.backend, citations: final.citations, standalone: final.rag.standalone_question,
-        fallback_reason: null, closest: null };
+        fallback_reason: null, closest: null, as_of: final.rag.as_of ?? null, time_window: final.rag.time_window ?? null };
     }
     if (!turn.answer) throw new Error("the answer did not arrive");
     delete turn.partial;
@@ -431,7 +500,7 @@ $("#ask-form").addEventListener("submit", async (event) => {
   button.disabled = true;
   showError(null);
   try {
-    await ask(question, filtersOf("ask"));
+    await ask(question, filtersOf("ask"), asOfOf("ask"));
     $("#question").value = "";
   } catch (error) { showError(error); } finally {
     button.disabled = false;
@@ -450,7 +519,9 @@ let lastBriefRequest = null;
 
 function briefRequest() {
   const max = $("#max-articles").value;
-  return { topic: $("#topic").value.trim(), ...filtersOf("brief"), ...(max ? { max_articles: Number(max) } : {}) };
+  const asOf = asOfOf("brief");
+  return { topic: $("#topic").value.trim(), ...filtersOf("brief"), ...(max ? { max_articles: Number(max) } : {}),
+    ...(asOf ? { as_of: asOf } : {}) };
 }
 
 $("#brief-form").addEventListener("submit", async (event) => {
