@@ -68,7 +68,7 @@ def test_a_key_in_the_query_string_is_refused_and_never_logged(served):
     assert "URL" in http.get(f"/articles/x?api_key={READER}").json()["detail"]
     assert http.get(f"/articles/x?api_key={READER}", headers={"X-API-Key": READER}).status_code == 404
     log = _logged(output, before)
-    assert "GET /articles/x?<query redacted>" in log and " 401" in log  # the access log is on
+    assert "GET /articles/x " in log and " 401" in log  # the access log is on, without query strings
     assert READER not in log
 
 
@@ -81,7 +81,7 @@ def test_many_wrong_keys_write_two_warnings_not_one_each(served):
                     for n in range(40)]
     assert statuses == [401] * 10 + [429] * 30
     log = _logged(output, before)
-    warnings = [line for line in log.splitlines() if "127.0.0.2" in line and not line.startswith("INFO:")]
+    warnings = [line for line in log.splitlines() if "127.0.0.2" in line and " WARNING " in line]
     assert len(warnings) == 2, warnings  # not 40: the first failure, and the address being stopped
     assert "unknown API key" in warnings[0] and "10 times" in warnings[1]
     assert "guess-" not in log
