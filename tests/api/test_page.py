@@ -11,8 +11,8 @@ import re
 import shutil
 import subprocess
 import sys
-from datetime import date
 from collections.abc import Iterator
+from datetime import date
 from pathlib import Path
 
 import httpx
