@@ -553,7 +553,7 @@ class FeedbackRequest(BaseModel):
 
     def to_feedback(self, key: str | None) -> Feedback:
         return Feedback(question=self.question, answer=self.answer,
-                        citations=tuple(c.model_dump() for c in self.citations), backend=self.backend,
+                        citations=tuple(c.model_dump(mode="json") for c in self.citations), backend=self.backend,
                         verdict=self.verdict, comment=(self.comment or "").strip() or None, key=key)
 
 
