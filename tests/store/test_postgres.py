@@ -192,7 +192,7 @@ def test_a_database_at_schema_1_is_migrated_keeping_its_articles(url, tmp_path):
         assert migrated.applied == [2] and migrated.schema_version() == SCHEMA_VERSION == 2
         assert (migrated.counts(), migrated.all_vectors()[0].tolist(), migrated.generation()) == before
         article = migrated.get_article("a1")
-        assert article.text == _article(1).text and article.author is None and article.date_source is None
+        assert article.text == _article(1).text and article.author is None and article.date_source == "none"
         assert migrated.feedback() == [] and migrated.sources() == []
         migrated.put([_embedded(dataclasses.replace(_article(2), author="Ann Example", date_source="meta"))])
         assert migrated.get_article("a2").author == "Ann Example"
