@@ -171,25 +171,42 @@ def table_rows(peer: dict, ours: dict) -> list[dict]:
 
 
 def targets(peer: dict, ours: dict) -> list[dict]:
-    """The issue's four targets, as ratios from this run."""
+    """The targets, as ratios from this run."""
     def ratio(a: str, b: str) -> float | None:
         return ours[a] / peer[b] if a in ours and peer.get(b) else None
 
     ingest = ratio("wall_s", "wall_s")
     every_token = ours.get("truncated_chunks") == 0
     ask = ratio("ask_http_1_p50_ms", "retrieval_p50_ms")
+    ask_p95 = ratio("ask_http_1_p95_ms", "retrieval_p95_ms")
     memory = ratio("serving_rss_mb", "peak_mb")
     return [
-        {"target": "ingest wall ≤ 0.5 × peer, every token embedded", "value": ingest, "limit": 0.5,
-         "note": f"every token embedded: {'yes' if every_token else 'no'}",
-         "pass": None if ingest is None else ingest <= 0.5 and every_token},
+        {"target": "ingest wall ≤ 0.7 × peer, every token embedded", "value": ingest, "limit": 0.7,
+         "note": f"every token embedded: {'yes' if every_token else 'no'}; "
+                 f"ingest peak {ours.get('peak_mb', 0):.0f} MiB",
+         "pass": None if ingest is None else ingest <= 0.7 and every_token},
         {"target": "re-ingest of the unchanged corpus ≤ 5 s", "value": ours["reingest_s"], "limit": 5.0,
          "note": "seconds", "pass": ours["reingest_s"] <= 5.0},
-        {"target": "/ask p50 over HTTP (1 client) ≤ 2 × peer retrieval p50 (in-process)", "value": ask,
-         "limit": 2.0, "note": "", "pass": None if ask is None else ask <= 2.0},
-        {"target": "serving memory (server RSS) ≤ 0.7 × peer ingest peak", "value": memory, "limit": 0.7,
-         "note": "", "pass": None if memory is None else memory <= 0.7},
+        {"target": "/ask p50 over HTTP (1 client) ≤ 1.2 × peer retrieval p50 (in-process)", "value": ask,
+         "limit": 1.2, "note": "" if ask_p95 is None else f"p95: {ask_p95:.2f}×",
+         "pass": None if ask is None else ask <= 1.2},
+        {"target": "serving memory (server RSS) ≤ 0.5 × peer ingest peak", "value": memory, "limit": 0.5,
+         "note": "", "pass": None if memory is None else memory <= 0.5},
     ]
+
+
+def cpu_and_encoder() -> dict:
+    """The CPU (model, the flags that decide the encoder) and the encoder `auto` picks here, and why."""
+    from rag.config import Settings
+    from rag.embedding import encoder_choices
+
+    info = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").exists() else ""
+    lines = info.splitlines()
+    model = next((line.split(":", 1)[1].strip() for line in lines if line.startswith("model name")), "unknown")
+    flags = next((line.split(":", 1)[1].split() for line in lines if line.startswith("flags")), [])
+    shown = sorted(f for f in flags if f.startswith(("avx", "amx")) or f in {"fma", "f16c"})
+    choice = encoder_choices(Settings(encoder="auto"))[0]  # the children run without RAG_ settings: auto
+    return {"cpu_model": model, "cpu_flags": shown, "encoder": choice.encoder, "encoder_reason": choice.reason}
 
 
 def markdown(meta: dict, rows: list[dict], goals: list[dict]) -> str:
@@ -200,6 +217,8 @@ def markdown(meta: dict, rows: list[dict], goals: list[dict]) -> str:
     lines = [(f"Corpus {meta['corpus']}{drawn}: {meta['files']} files; {meta['requests']} questions per "
               f"measurement; {meta['cpus']} CPUs, load average {meta['load_before']:.1f} before and "
               f"{meta['load_after']:.1f} after (a shared machine: timings are noisy)."), "",
+             f"CPU: {meta['cpu_model']}; flags: {' '.join(meta['cpu_flags']) or 'none of avx/amx/fma'}.",
+             f"Encoder: {meta['encoder']} ({meta['encoder_reason']}); ingest ran {meta['encoder_ran']}.", "",
              "| metric | peer | ours | ours/peer |", "| --- | ---: | ---: | ---: |"]
     for row in rows:
         lines.append(f"| {row['metric']} | {cell(row['peer'], row['format'])} | {cell(row['ours'], row['format'])} "
@@ -254,7 +273,8 @@ def main() -> None:
 
     meta = {"corpus": str(args.corpus), "limit": args.limit, "files": files, "requests": args.requests,
             "cpus": os.cpu_count(),
-            "load_before": load_before, "load_after": os.getloadavg()[1], "peer_phases": peer.get("phases_s")}
+            "load_before": load_before, "load_after": os.getloadavg()[1], "peer_phases": peer.get("phases_s"),
+            **cpu_and_encoder(), "encoder_ran": ours.get("encoder_ran", "?")}
     rows, goals = table_rows(peer, ours), targets(peer, ours)
     if args.json:
         print(json.dumps({"meta": meta, "peer": peer, "ours": ours, "rows": rows, "targets": goals}, indent=2))

@@ -32,6 +32,8 @@ def main(index: str, questions_file: str) -> dict:
         questions = json.loads(Path(questions_file).read_text())
         p50, p95 = percentiles_ms(timed(lambda q: service.search(q, TOP_K), questions))
         window = service.embedder.max_tokens
+        inner = service.indexer.embedder  # the encoder `auto` (or RAG_ENCODER) made: what ingest ran
+        encoder = f"{type(inner).__name__} {getattr(inner, 'precision', '')}".strip()
     finally:
         service.close()
     # The tokenizer the bundled model uses, loaded on its own: the embedder's internals may change.
@@ -51,6 +53,7 @@ def main(index: str, questions_file: str) -> dict:
         "window": window,
         "retrieval_p50_ms": p50,
         "retrieval_p95_ms": p95,
+        "encoder_ran": encoder,
     }
 
 

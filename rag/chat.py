@@ -104,11 +104,13 @@ def _plain(answer: str) -> str:
 class Chat:
     """Answers the last user turn of a conversation. `ask` is `Service.ask`."""
 
-    ask: Callable[[str, int | None, Filters], Answer]
+    ask: Callable[..., Answer]  # (question, top_k, filters, as_of)
     llm: LLM | None = None
     max_question_chars: int = 1_000
 
-    def reply(self, turns: Sequence[Turn], top_k: int | None = None, filters: Filters = NO_FILTERS) -> ChatReply:
+    def reply(self, turns: Sequence[Turn], top_k: int | None = None, filters: Filters = NO_FILTERS,
+              as_of: object = None) -> ChatReply:
+        """The answer to the last user turn, asked on `as_of` (see `Service.ask`)."""
         conversation = [t for t in turns if t.role in ("user", "assistant")]
         if not conversation or conversation[-1].role != "user":
             raise InvalidInput("the last message must be the user's question (role 'user')")
@@ -117,7 +119,7 @@ class Chat:
             raise InvalidInput("the last user message is empty")
         history = conversation[:-1]
         standalone, rewriter = self.condense(question, history)
-        return ChatReply(question, standalone, self.ask(standalone, top_k, filters), rewriter)
+        return ChatReply(question, standalone, self.ask(standalone, top_k, filters, as_of), rewriter)
 
     def condense(self, question: str, history: Sequence[Turn]) -> tuple[str, str]:
         """(standalone question, how it was made)."""

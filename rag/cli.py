@@ -1,8 +1,10 @@
-"""`rag` command line: ingest, delete, ask, search, serve. Errors become messages only here."""
+"""`rag` command line: ingest, delete, ask, search, brief, serve, sources, check, eval, train. Errors
+become messages only here."""
 
 from __future__ import annotations
 
 import json
+import logging
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -12,7 +14,13 @@ from typing import Self
 
 import click
 
-from rag.api.schemas import AskResponse, IngestResponse, SearchResponse, SearchResult
+from rag.api.schemas import (
+    AskResponse,
+    IngestResponse,
+    SearchResponse,
+    SearchResult,
+    TimeWindowModel,
+)
 from rag.config import Settings
 from rag.errors import RagError
 from rag.types import Answer, Article, Filters, IngestFailure
@@ -28,7 +36,7 @@ def _service(ctx: click.Context, create: bool = False):
 
     if "service" not in ctx.obj:
         index_dir = _settings(ctx).index_dir
-        if not create and not (index_dir / "docstore.sqlite").exists():
+        if not create and _settings(ctx).docstore_url is None and not (index_dir / "docstore.sqlite").exists():
             raise click.ClickException(
                 f"no index at {index_dir}: add articles first with `rag ingest PATH`, or name another "
                 "index with --index-dir or RAG_INDEX_DIR")
@@ -49,6 +57,10 @@ def _date(ctx: click.Context, param: click.Parameter, value: str | None) -> date
         raise click.BadParameter(f"not a date (expected YYYY-MM-DD): {value!r}") from None
 
 
+_AS_OF = click.option("--as-of", help="The asking date, YYYY-MM-DD or an ISO datetime (default now, in "
+                                         "RAG_TIMEZONE): time words are read against it, nothing after it is used")
+
+
 def _filter_options(command):
     for option in reversed([
         click.option("--category", help="Only articles of this category"),
@@ -56,6 +68,7 @@ def _filter_options(command):
         click.option("--since", callback=_date, help="Only articles published on or after YYYY-MM-DD"),
         click.option("--until", callback=_date, help="Only articles published on or before YYYY-MM-DD"),
         click.option("--top-k", type=click.IntRange(1, 50), default=None, help="Passages to draw on"),
+        _AS_OF,
         click.option("--json", "as_json", is_flag=True, help="Print JSON"),
     ]):
         command = option(command)
@@ -78,26 +91,36 @@ def main(ctx: click.Context, index_dir: Path | None) -> None:
 
 
 @main.command()
-@click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.argument("paths", nargs=-1, required=True)
+@click.option("--category", help="Category of the articles read from URLs (files take theirs from the folder)")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON")
 @click.option("--progress-every", type=click.FloatRange(min=0.01), default=10.0, show_default=True,
               help="Seconds between progress lines when stderr is not a terminal")
 @click.pass_context
-def ingest(ctx: click.Context, paths: tuple[Path, ...], as_json: bool, progress_every: float) -> None:
-    """Add or update articles from files and folders (.txt, .html, .json, .jsonl)."""
+def ingest(ctx: click.Context, paths: tuple[str, ...], category: str | None, as_json: bool,
+           progress_every: float) -> None:
+    """Add or update articles from files and folders (.txt, .html, .json, .jsonl) and from
+    http(s) URLs: an RSS or Atom feed or a sitemap (each item's page), or an article page."""
     from rag.ingest import find_files, read_file
+    from rag.ingest.fetch import is_url
 
     settings = _settings(ctx)
-    files, missing = find_files(list(paths))
+    urls = [p for p in paths if is_url(p)]
+    files, missing = find_files([Path(p) for p in paths if not is_url(p)])
     service = _service(ctx, create=True)
     progress = _ingest_progress(len(files) + len(missing), progress_every)
 
     def items() -> Iterator[Article | IngestFailure]:
         yield from missing
         for path in files:
-            read = read_file(path, max_bytes=settings.max_article_bytes)
+            read = read_file(path, max_bytes=settings.max_article_bytes, timeout_s=settings.file_read_timeout_s)
             progress.grow(len(read) - 1)
             yield from read
+        seen: set[str] = set()  # one story reached through several feeds is read once
+        for url in urls:
+            for item in service.read_url(url, category, seen):  # how many a feed holds is known as it is read
+                progress.grow(1)
+                yield item
 
     try:
         with progress:
@@ -149,6 +172,107 @@ def _ingest_progress(total: int, every: float):
     return ProgressLines(total, lambda line: click.echo(line, err=True), every)
 
 
+@main.group()
+def sources() -> None:
+    """Feeds, sitemaps and pages that `rag serve` polls for new articles."""
+
+
+def _docstore(ctx: click.Context, create: bool = False, missing: str | None = None):
+    """The index's docstore alone (the SQLite file in the index folder, or RAG_DOCSTORE_URL's
+    database): managing sources or reading feedback needs no model. Only `create` may start a new
+    SQLite file; `missing` says what to do when there is none."""
+    from rag.store import open_docstore
+
+    settings = _settings(ctx)
+    index_dir = settings.index_dir
+    if settings.docstore_url is None and not (index_dir / "docstore.sqlite").exists():
+        if not create:
+            raise click.ClickException(
+                f"no index at {index_dir}: {missing or 'add a source with `rag sources add URL`'}, or name "
+                "another index with --index-dir or RAG_INDEX_DIR")
+        index_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        docstore = open_docstore(index_dir, settings.docstore_dsn())
+    except RagError as error:
+        raise click.ClickException(str(error)) from error
+    ctx.call_on_close(docstore.close)
+    return docstore
+
+
+def _every(ctx: click.Context, param: click.Parameter, value: str) -> int:
+    from rag.ingest.fetch.poller import parse_every
+
+    try:
+        return parse_every(value)
+    except ValueError as error:
+        raise click.BadParameter(str(error)) from None
+
+
+@sources.command(name="add")
+@click.argument("url")
+@click.option("--every", "every_s", default="15m", show_default=True, callback=_every,
+              help="How often to poll it: 90s, 15m, 1h, 1h30m, 1d")
+@click.option("--category", help="Category of its articles")
+@click.pass_context
+def sources_add(ctx: click.Context, url: str, every_s: int, category: str | None) -> None:
+    """Poll URL (a feed, sitemap or page) while `rag serve` runs; adding it again changes its settings."""
+    from rag.ingest.fetch.poller import new_source
+
+    try:
+        source = new_source(url, every_s, category, _settings(ctx).allowed_fetch_hosts)
+        source = _docstore(ctx, create=True).add_source(source)
+    except RagError as error:
+        raise click.ClickException(str(error)) from error
+    click.echo(f"{source.id}  {source.url}  every {_duration(source.every_s)}")
+
+
+@sources.command(name="list")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON")
+@click.pass_context
+def sources_list(ctx: click.Context, as_json: bool) -> None:
+    """The sources with how their last polls went."""
+    from rag.api.schemas import SourceOut
+
+    try:
+        found = _docstore(ctx).sources()
+    except RagError as error:
+        raise click.ClickException(str(error)) from error
+    if as_json:
+        click.echo(json.dumps([SourceOut.of(s).model_dump(mode="json") for s in found], indent=2))
+        return
+    if not found:
+        click.echo("No sources: add one with `rag sources add URL`.", err=True)
+    for s in found:
+        click.echo(f"{s.id}  {s.status}  every {_duration(s.every_s)}  {s.url}"
+                   + (f"  [{s.category}]" if s.category else ""))
+        click.echo(f"    last fetched {_when(s.last_fetched_at)}, last new article {_when(s.last_new_article_at)}")
+        if s.last_error:
+            click.echo(f"    last error ({_when(s.last_error_at)}): {s.last_error}")
+
+
+@sources.command(name="remove")
+@click.argument("source_id")
+@click.pass_context
+def sources_remove(ctx: click.Context, source_id: str) -> None:
+    """Stop polling a source (the articles it brought stay)."""
+    try:
+        _docstore(ctx).remove_source(source_id)
+    except RagError as error:
+        raise click.ClickException(str(error)) from error
+    click.echo(f"removed {source_id}")
+
+
+def _duration(seconds: int) -> str:
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds % size == 0:
+            return f"{seconds // size}{unit}"
+    return f"{seconds}s"
+
+
+def _when(value) -> str:
+    return value.strftime("%Y-%m-%d %H:%M:%S UTC") if value else "never"
+
+
 @main.command()
 @click.argument("article_id")
 @click.pass_context
@@ -165,10 +289,11 @@ def delete(ctx: click.Context, article_id: str) -> None:
 @click.argument("question")
 @_filter_options
 @click.pass_context
-def ask(ctx: click.Context, question: str, as_json: bool, top_k: int | None, **filters) -> None:
+def ask(ctx: click.Context, question: str, as_json: bool, top_k: int | None, as_of: str | None,
+        **filters) -> None:
     """Answer a question from the articles, with citations."""
     try:
-        answer = _service(ctx).ask(question, top_k, Filters(**filters))
+        answer = _service(ctx).ask(question, top_k, Filters(**filters), as_of)
     except RagError as error:
         raise click.ClickException(str(error)) from error
     click.echo(AskResponse.of(answer).model_dump_json(indent=2) if as_json else _answer_text(answer))
@@ -178,14 +303,16 @@ def ask(ctx: click.Context, question: str, as_json: bool, top_k: int | None, **f
 @click.argument("query")
 @_filter_options
 @click.pass_context
-def search(ctx: click.Context, query: str, as_json: bool, top_k: int | None, **filters) -> None:
+def search(ctx: click.Context, query: str, as_json: bool, top_k: int | None, as_of: str | None,
+           **filters) -> None:
     """Show the passages retrieval finds for a query."""
     try:
-        passages = _service(ctx).search(query, top_k, Filters(**filters))
+        passages, timed = _service(ctx).search_when(query, top_k, Filters(**filters), as_of)
     except RagError as error:
         raise click.ClickException(str(error)) from error
     if as_json:
-        response = SearchResponse(results=[SearchResult.of(p) for p in passages])
+        response = SearchResponse(results=[SearchResult.of(p) for p in passages], as_of=timed.as_of,
+                                  time_window=TimeWindowModel.of(timed.window))
         click.echo(response.model_dump_json(indent=2))
         return
     if not passages:
@@ -204,9 +331,10 @@ def search(ctx: click.Context, query: str, as_json: bool, top_k: int | None, **f
 @click.option("--max-articles", type=click.IntRange(1, 10_000), default=None,
               help="Read at most this many matching articles, most relevant first (default 500)")
 @click.option("--format", "fmt", type=click.Choice(["md", "json"]), default="md", show_default=True)
+@_AS_OF
 @click.pass_context
 def brief(ctx: click.Context, topic: str, since: date | None, until: date | None, category: str | None,
-          source: str | None, max_articles: int | None, fmt: str) -> None:
+          source: str | None, max_articles: int | None, fmt: str, as_of: str | None) -> None:
     """A briefing note over every article on TOPIC, with citations, stories and a timeline."""
     from rag.api.schemas import BriefResponse
     from rag.briefing.render import to_markdown
@@ -216,7 +344,8 @@ def brief(ctx: click.Context, topic: str, since: date | None, until: date | None
     service = _service(ctx)
     with _StageBars() as bars:
         try:
-            briefing = service.brief(topic, Filters(category, source, since, until), max_articles, bars.update)
+            briefing = service.brief(topic, Filters(category, source, since, until), max_articles, bars.update,
+                                     as_of=as_of)
         except RagError as error:
             raise click.ClickException(str(error)) from error
     if fmt == "json":
@@ -262,30 +391,35 @@ class _StageBars:
 @click.option("--port", type=int, default=None, help="Port (default 8000)")
 @click.pass_context
 def serve(ctx: click.Context, host: str | None, port: int | None) -> None:
-    """Serve the HTTP API (OpenAPI docs at /docs)."""
+    """Serve the HTTP API (OpenAPI docs at /docs) and poll the sources (`rag sources`)."""
     import uvicorn
 
     from rag.api.app import create_app
     from rag.api.auth import KeyRing
+    from rag.api.observe import configure_logging
 
     settings = _settings(ctx)
     host = host or settings.host
+    configure_logging(settings.log_format)  # from here on every line is a log record (JSON if asked)
+    say = logging.getLogger("rag.serve").info
     try:
         keyring = KeyRing.from_settings(settings)
     except RagError as error:
         raise click.ClickException(str(error)) from error
     if keyring.enabled:
-        click.echo(f"API keys: {len(keyring)} configured; every route but /health needs one", err=True)
+        say(f"API keys: {len(keyring)} configured; every route but the health probes needs one")
     elif not _is_loopback(host):
         raise click.ClickException(
             f"refusing to listen on {host} with no API keys configured: anyone who can reach it could "
             "read and change the index. Set RAG_API_KEYS (or RAG_API_KEYS_FILE), or serve on 127.0.0.1")
     else:
-        click.echo(f"no API keys configured: open to every local user of this machine, on {host} only", err=True)
+        say(f"no API keys configured: open to every local user of this machine, on {host} only")
     service = _service(ctx, create=True)  # load before binding, so a bad index fails here with a clear message
+    service.warm_up()
     app = create_app(settings, service)
+    # Our access line (rag.access: request id, route, status, duration, key label) replaces uvicorn's.
     uvicorn.run(app, host=host, port=port if port is not None else settings.port,
-                log_level="info")
+                log_level="info", log_config=None, access_log=False)
 
 
 def _is_loopback(host: str) -> bool:
@@ -307,12 +441,12 @@ def check(ctx: click.Context) -> None:
     from rag.store import QdrantTarget, Store
 
     settings = _settings(ctx)
-    if not (settings.index_dir / "docstore.sqlite").exists():
+    if settings.docstore_url is None and not (settings.index_dir / "docstore.sqlite").exists():
         raise click.ClickException(f"no index at {settings.index_dir}")
     try:
         # No model needed: the dimension is the one the docstore was built with.
         store = Store.open_existing(settings.index_dir, embedder_name(settings), settings.faiss_index,
-                                    QdrantTarget.from_settings(settings))
+                                    QdrantTarget.from_settings(settings), settings.docstore_dsn())
     except RagError as error:
         raise click.ClickException(str(error)) from error
     try:
@@ -329,6 +463,66 @@ def check(ctx: click.Context) -> None:
     if not result.ok:
         sys.exit(1)
     click.echo("ok: the docstore and every index agree")
+
+
+@main.group(name="feedback")
+def feedback_group() -> None:
+    """Readers' verdicts on answers (thumbs up or down on the web page, or POST /feedback)."""
+
+
+@feedback_group.command(name="export")
+@click.option("--since", callback=_date, help="Only feedback given on or after YYYY-MM-DD (UTC)")
+@click.option("--output", "-o", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Write to this file (default: standard output)")
+@click.pass_context
+def feedback_export(ctx: click.Context, since: date | None, output: Path | None) -> None:
+    """Write stored feedback as JSON Lines, oldest first: question, answer, citations, backend,
+    verdict, comment, time and key label; the start of an evaluation set of the newsroom's own."""
+    from datetime import UTC, datetime, time
+
+    from rag.api.schemas import FeedbackModel
+
+    docstore = _docstore(ctx, missing="ask questions and give feedback on the answers first")
+    try:
+        rows = docstore.feedback(datetime.combine(since, time.min, UTC) if since else None)
+    except RagError as error:
+        raise click.ClickException(str(error)) from error
+    lines = "".join(FeedbackModel.of(f).model_dump_json() + "\n" for f in rows)
+    if output is None:
+        click.echo(lines, nl=False)
+    else:
+        from rag.files import write_durably
+
+        write_durably(output, lines.encode())
+        click.echo(f"{len(rows)} feedback records written to {output}", err=True)
+
+
+@main.group(name="db")
+def db_group() -> None:
+    """The PostgreSQL docstore (RAG_DOCSTORE_URL): its schema."""
+
+
+@db_group.command(name="upgrade")
+@click.pass_context
+def db_upgrade(ctx: click.Context) -> None:
+    """Create the docstore's tables or migrate them to this version's schema (every replica also
+    does it on start; run it first when rolling out a new version)."""
+    from rag.store import open_docstore
+
+    settings = _settings(ctx)
+    if settings.docstore_url is None:
+        raise click.ClickException("RAG_DOCSTORE_URL is not set: the SQLite docstore in RAG_INDEX_DIR "
+                                   "migrates itself when opened")
+    try:
+        docstore = open_docstore(settings.index_dir, settings.docstore_dsn())
+    except RagError as error:
+        raise click.ClickException(str(error)) from error
+    try:
+        done = f"applied migration(s) {', '.join(map(str, docstore.applied))}" if docstore.applied \
+            else "nothing to apply"
+        click.echo(f"{docstore.name}: {done}; schema version {docstore.schema_version()}")
+    finally:
+        docstore.close()
 
 
 @main.group(name="eval")
@@ -469,6 +663,50 @@ def briefings(ctx: click.Context, file: Path) -> None:
         raise click.ClickException(str(error)) from error
     for line in lines(results):
         click.echo(line)
+
+
+@eval_group.command()
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object")
+@click.option("--details", is_flag=True, help="Also list every question with its answer and first citation")
+@click.option("--untimed", is_flag=True, help="Baseline: ask as if the service read no time (no window, no "
+                                               "asking date, no latest-ranking), to compare with")
+@click.pass_context
+def temporal(ctx: click.Context, file: Path, as_json: bool, details: bool, untimed: bool) -> None:
+    """Time questions asked on a date, over the index (--index-dir): answer accuracy, first citation
+    inside the meant window, citations after the asking date; FILE is a JSON list of
+    {question, as_of, answers, support}."""
+    from rag.eval import temporal as scorer
+
+    service = _service(ctx)
+    try:
+        questions = scorer.load_questions(file, service.zone)
+    except RagError as error:
+        raise click.ClickException(str(error)) from error
+    with _bar(len(questions)) as bar:
+        ask = scorer.untimed(service) if untimed else (lambda q, as_of: service.ask(q, as_of=as_of))
+        report, outcomes = scorer.evaluate(ask, questions, bar.update)
+    if as_json:
+        out = dict(report)
+        if details:
+            out["questions"] = [{"question": o.item.question, "as_of": o.item.as_of.isoformat(), "kind": o.item.kind,
+                                 "timed": o.timed, "correct": o.correct, "first_in_support": o.first_in_support,
+                                 "after_as_of": o.after_as_of, "answer": o.answer, "first_cited": o.first_cited}
+                                for o in outcomes]
+        click.echo(json.dumps(out))
+        return
+    click.echo(f"{'':<24}{'questions':>10}{'accuracy':>10}{'1st cite in':>13}{'cites after':>13}")
+    click.echo(f"{'':<24}{'':>10}{'':>10}{'window':>13}{'as_of':>13}")
+    for group, figures in report.items():
+        if isinstance(figures, dict):
+            click.echo(f"{group:<24}{figures['questions']:>10}{figures['answer_accuracy']:>9.1f}%"
+                       f"{figures['first_citation_in_support']:>12.1f}%{figures['cites_after_as_of']:>12.1f}%")
+    click.echo(f"seconds per question: {report['seconds_per_question']}")
+    if details:
+        for o in outcomes:
+            mark = "ok " if o.correct else "-- "
+            click.echo(f"{mark}{o.item.as_of.date()} {o.item.question}\n    → {o.answer[:160]} "
+                       f"[{o.first_cited}{' in window' if o.first_in_support else ''}]")
 
 
 @main.group(name="train")

@@ -25,13 +25,14 @@ class Settings(BaseSettings):
         None, description="Folder of a sentence-transformers model to use instead of the bundled one"
     )
     embed_batch_size: int = Field(32, ge=1, le=1024)
-    # The ONNX export runs the same model faster and without torch in the server. 'onnx'
-    # agrees with torch to cosine 1e-6 and 'onnx-bf16' (the default: 1.8× the speed of 'onnx' where
-    # the CPU has AVX512_BF16) to 1e-4; both share torch's indexes. 'onnx-int8' writes other vectors.
-    encoder: Literal["torch", "onnx", "onnx-bf16", "onnx-int8"] = Field(
-        "onnx-bf16", description="Who runs the embedding model: sentence-transformers on torch, ONNX Runtime "
-                                 "(fp32, or int8 weights) or OpenVINO (bf16) on an export made once from "
-                                 "the same weights")
+    # 'auto' runs the fastest encoder this CPU suits whose export agrees with torch (OpenVINO bf16
+    # where the CPU multiplies in bf16, ONNX Runtime fp32 elsewhere: see
+    # rag.embedding.encoder_choices); 'onnx' and 'onnx-bf16' give torch's vectors to cosine 1e-6
+    # and 1e-4 and share its indexes; 'onnx-int8' writes other vectors.
+    encoder: Literal["auto", "torch", "onnx", "onnx-bf16", "onnx-int8"] = Field(
+        "auto", description="Who runs the embedding model: 'auto' (chosen by what the CPU can do), "
+                            "sentence-transformers on torch, ONNX Runtime (fp32, or int8 "
+                            "weights) or OpenVINO (bf16) on an export made once from the same weights")
     encoder_cache: Path | None = Field(
         None, description="Where ONNX exports of the encoder are kept (default ~/.cache/rag/encoders)")
     chunk_tokens: int = Field(
@@ -46,7 +47,11 @@ class Settings(BaseSettings):
     )
     max_article_bytes: int = Field(5_000_000, ge=1_000, description="Larger files are refused")
     max_request_bytes: int = Field(20_000_000, ge=1_000, description="Larger HTTP bodies get 413")
-    max_question_chars: int = Field(1_000, ge=10)
+    # At most the request schemas' own cap (10,000), so that the OpenAPI document, which states
+    # this setting, says what is enforced.
+    max_question_chars: int = Field(1_000, ge=10, le=10_000)
+    file_read_timeout_s: float = Field(
+        30.0, gt=0, description="`rag ingest` gives up on a file not read by then (a hung network or FUSE mount)")
     faiss_index: Literal["flat", "flat16", "hnsw", "ivfpq"] = Field(
         "flat16", description="The dense index: 'flat16' (every vector compared, stored in fp16: half the memory "
                               "and twice the speed of 'flat'), exact 'flat', graph 'hnsw' (fast search, deletes "
@@ -62,6 +67,10 @@ class Settings(BaseSettings):
     qdrant_collection: str | None = Field(
         None, description="Collection name (default: rag_<index folder name>); one per index")
     qdrant_api_key: SecretStr | None = Field(None, description="API key of the Qdrant server (RAG_QDRANT_URL)")
+    # Replicas on several hosts share the docstore in PostgreSQL; unset, it is SQLite in index_dir.
+    docstore_url: SecretStr | None = Field(
+        None, description="PostgreSQL docstore, e.g. postgresql://rag:PASSWORD@db:5432/rag (unset: SQLite in "
+                          "RAG_INDEX_DIR); its schema is created and migrated by the service")
     candidates: int = Field(100, ge=1, le=1000, description="Hits each retriever contributes to fusion")
     dense_weight: float = Field(
         0.7, ge=0.0, le=1.0,
@@ -75,6 +84,8 @@ class Settings(BaseSettings):
         description="Weight of the question's soft coverage added to the best 20 passages' fused scores "
                     "(0: off; tuned on dev-a folds with the BBC corpus as distractors)")
     top_k: int = Field(5, ge=1, le=50, description="Passages an answer draws on")
+    timezone: str = Field("UTC", description="IANA time zone of the asking date: a question's days, weeks and "
+                                             "months, and an as_of given as a date or without an offset")
     answerer_model: str = Field(
         "shipped", description="Learned sentence and span scorers of the extractive answerer: 'shipped' "
                                "(rag/answer/extractive/answerer-model.json), 'none' (hand-set heuristic), or the path of "
@@ -114,7 +125,17 @@ class Settings(BaseSettings):
         None, description='JSON object: API key -> its scopes, e.g. {"k1": ["read"], "k2": ["read", "ingest"]}'
     )
     api_keys_file: Path | None = Field(None, description="A file holding the same JSON as RAG_API_KEYS")
-    rate_limit_per_min: int = Field(600, ge=0, description="Requests per minute per API key; 0 turns it off")
+    rate_limit_per_min: int = Field(
+        600, ge=0, description="Requests per minute per API key; 0 turns it off. With no keys there is no "
+                               "budget: every client of a loopback-only server has the same address")
+    auth_failures_per_min: int = Field(
+        30, ge=1, description="Failed authentications per client address per minute; beyond, 429 until the "
+                              "window has room (the key is not even checked)")
+    body_timeout_s: float = Field(
+        30.0, gt=0, description="A request body not fully received by then gets 408 and the connection closed")
+    public_docs: bool | None = Field(
+        None, description="Whether /docs and /openapi.json answer without a key; default: only when no "
+                          "keys are configured")
     max_concurrent_requests: int = Field(
         32, ge=1, description="Requests served at once; more get 503 + Retry-After"
     )
@@ -125,8 +146,30 @@ class Settings(BaseSettings):
         500, ge=1, le=10_000, description="Articles a briefing reads at most, when the request names no limit")
     slack_signing_secret: SecretStr | None = Field(
         None, description="Slack app's signing secret; /integrations/slack/commands refuses all without it")
+    # Fetching URLs (feeds, sitemaps, pages): refused for addresses inside the network unless the
+    # host is named here (OWASP SSRF prevention: resolve, check every address, connect to it).
+    fetch_allow_hosts: str = Field(
+        "", description="Comma-separated host names or addresses that may be fetched although they resolve to "
+                        "a loopback, private, link-local or reserved address (e.g. an intranet feed)")
+    fetch_connect_timeout_s: float = Field(5.0, gt=0, le=120, description="Connecting to a fetched URL's host")
+    fetch_read_timeout_s: float = Field(15.0, gt=0, le=600, description="Longest wait for the next bytes of a response")
+    fetch_total_timeout_s: float = Field(
+        60.0, gt=0, le=3600, description="Longest a whole response may take to arrive (a trickle is cut)")
+    fetch_host_delay_s: float = Field(
+        1.0, ge=0, le=600, description="Least time between two requests to one host (politeness)")
+    feed_max_items: int = Field(1000, ge=1, le=100_000, description="Items read from one feed or sitemap at most")
+    poll_sources: bool = Field(True, description="Whether `rag serve` polls the sources in the background")
+    metrics_public: bool = Field(
+        False, description="Serve /metrics to anyone; otherwise without a key only to loopback, else to 'admin' keys")
+    log_format: Literal["text", "json"] = Field(
+        "text", description="Logs as plain text (a terminal) or one JSON object per line (a log shipper)")
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=0, le=65535)
+
+    def docstore_dsn(self) -> str | None:
+        """The PostgreSQL docstore's URL (a secret: it may hold a password), or None for SQLite."""
+        url = self.docstore_url  # a plain str when set by model_copy(update=...), as tests do
+        return url.get_secret_value() if isinstance(url, SecretStr) else url
 
     @classmethod
     def from_environment(cls) -> Settings:
@@ -136,12 +179,25 @@ class Settings(BaseSettings):
         except ValidationError as error:
             raise BadSettings("; ".join(_described(problem) for problem in error.errors())) from None
 
+    @property
+    def allowed_fetch_hosts(self) -> frozenset[str]:
+        """RAG_FETCH_ALLOW_HOSTS as lower-case names (IPv6 without brackets)."""
+        return frozenset(h.strip().strip("[]").lower() for h in self.fetch_allow_hosts.split(",") if h.strip())
+
     @field_validator("answerer_model")
     @classmethod
     def _known_answerer_model(cls, value: str) -> str:
         if value not in ("shipped", "none") and not Path(value).is_file():
             raise ValueError(f"must be 'shipped', 'none' or the path of a `rag train answerer` file; "
                              f"there is no file {value!r}")
+        return value
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_time_zone(cls, value: str) -> str:
+        from rag.when.asking import time_zone
+
+        time_zone(value)  # ValueError names an unknown zone
         return value
 
     @model_validator(mode="after")

@@ -23,6 +23,25 @@ class ArticleNotFound(RagError):
         self.article_id = article_id
 
 
+class FetchRefused(InvalidInput):
+    """A URL that is not fetched: not http(s), or its host resolves to a loopback, private,
+    link-local, multicast or reserved address (SSRF), or it serves a content type that is not
+    an article (HTTP 422)."""
+
+
+class FetchFailed(RagError):
+    """A URL that could not be fetched or read: no answer in time, an HTTP error, too many
+    redirects, too large, malformed (HTTP 502: the fault is upstream)."""
+
+
+class SourceNotFound(RagError):
+    """No polled source has that id (HTTP 404)."""
+
+    def __init__(self, source_id: str) -> None:
+        super().__init__(f"no source with id {source_id!r}")
+        self.source_id = source_id
+
+
 class IndexMismatch(RagError):
     """The persisted index was built for another embedding model or dimension (HTTP 503)."""
 
@@ -45,3 +64,8 @@ class WriterBusy(RagError):
 
 class EncoderExportError(RagError):
     """An ONNX export of the encoder is missing, corrupt, or does not agree with the torch model."""
+
+
+class DocstoreUnavailable(RagError):
+    """The docstore's database server cannot be reached (restarting, network down); nothing was
+    written. Retry shortly (HTTP 503 + Retry-After)."""

@@ -132,6 +132,7 @@ class Indexer:
             for (article, chunks), article_texts in zip(todo, texts)
         )
         report.ingested.extend(article.id for article, _ in todo)
+        report.chunks += sum(len(chunks) for _, chunks in todo)
         return True
 
     def _vectors(self, texts_by_hash: dict[str, str]) -> dict[str, np.ndarray]:

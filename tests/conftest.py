@@ -18,6 +18,7 @@ from rag.config import Settings
 from rag.embedding.torch_encoder import SentenceTransformerEmbedder
 from rag.service import Service, build_service
 from tests.support.paths import BBC_SUBSET, SEED_ARTICLE
+from tests.support.postgres import PostgresServer, running_postgres
 
 
 @pytest.fixture(scope="session")
@@ -37,13 +38,14 @@ def pieces():
 def onnx_export(embedder) -> None:
     """The default encoder's ONNX export, made and checked against the torch model before any test
     starts a `rag` process (which would otherwise export it itself, once per machine)."""
-    from rag.embedding import onnx_precision
+    from rag.embedding import encoder_choices, onnx_precision
     from rag.embedding.export import checked_export
     from rag.embedding.model import ModelFolder, bundled_model_path, default_cache_dir
 
     settings = Settings()
-    if settings.encoder != "torch":
-        checked_export(ModelFolder.read(settings.embedding_path or bundled_model_path()), onnx_precision(settings),
+    encoder = encoder_choices(settings)[0].encoder  # what `auto` runs on this CPU
+    if encoder != "torch":
+        checked_export(ModelFolder.read(settings.embedding_path or bundled_model_path()), onnx_precision(encoder),
                        settings.encoder_cache or default_cache_dir(), reference=embedder)
 
 
@@ -83,3 +85,11 @@ def bbc_service(bbc_index_dir: Path, tmp_path: Path, embedder, pieces) -> Iterat
     svc = build_service(Settings(index_dir=folder), embedder, pieces)
     yield svc
     svc.close()
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[PostgresServer]:
+    """A real PostgreSQL server (Debian's binaries) on loopback, started once, for the tests that
+    ask for it; each makes its own database with `create_database`."""
+    with running_postgres() as server:
+        yield server

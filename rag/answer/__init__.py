@@ -5,6 +5,7 @@ LLM (`llm`, with its backends in `backends`), whose citations are checked in `ci
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import datetime
 from typing import Protocol
 
 from rag.types import Answer, Passage
@@ -12,12 +13,16 @@ from rag.types import Answer, Passage
 
 class Answerer(Protocol):
     backend: str
+    # Whether it reads the passages' dates and the asking date itself (an LLM, from its prompt);
+    # else the service dates its answers and looks for newer evidence (`rag.answer.dated`).
+    reads_dates: bool
 
-    def answer(self, question: str, passages: list[Passage]) -> Answer:
-        """The checked answer, or an abstention that says why."""
+    def answer(self, question: str, passages: list[Passage], as_of: datetime | None = None) -> Answer:
+        """The checked answer, or an abstention that says why; `as_of` is the asking date."""
         ...
 
-    def stream(self, question: str, passages: list[Passage]) -> Iterator[str | Answer]:
+    def stream(self, question: str, passages: list[Passage],
+               as_of: datetime | None = None) -> Iterator[str | Answer]:
         """The answer's text as it is written, then the checked `Answer` last."""
         ...
 

@@ -13,11 +13,13 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 from rag.answer import Answerer
 from rag.answer.citations import SupportScorer, claims, sentence_texts
 from rag.errors import LLMFailed
 from rag.prompts import load_prompt
+from rag.telemetry import NO_TELEMETRY, Telemetry, timed
 from rag.text.markers import PARTIAL_MARKER, drop_unknown_markers
 from rag.text.tokens import count_tokens
 from rag.types import Answer, Citation, Passage, SentenceCheck, Span
@@ -51,11 +53,13 @@ def _defang(text: str) -> str:
     return _FENCE.sub(r"‹\1", text)
 
 
-def build_prompt(question: str, passages: list[Passage], budget: int) -> Prompt:
-    """Instructions, question and as many passages (best first) as `budget` tiktoken tokens hold;
-    the last one that does not fit whole is cut to its first sentences that do."""
+def build_prompt(question: str, passages: list[Passage], budget: int, as_of: datetime | None = None) -> Prompt:
+    """Instructions, question (with the date it is asked on) and as many passages (best first, each
+    with its article's date) as `budget` tiktoken tokens hold; the last one that does not fit whole
+    is cut to its first sentences that do."""
     system, user, block = (load_prompt(n) for n in ("answer_system", "answer_user", "answer_passage"))
-    used = count_tokens(system) + count_tokens(user.format(passages="", question=question))
+    asked_on = (as_of or datetime.now(UTC)).date().isoformat()
+    used = count_tokens(system) + count_tokens(user.format(passages="", question=question, as_of=asked_on))
     shown: list[Numbered] = []
     blocks: list[str] = []
     for passage in passages:
@@ -63,7 +67,9 @@ def build_prompt(question: str, passages: list[Passage], budget: int) -> Prompt:
         spans = list(passage.sentences)
         while spans:
             text = passage.text[spans[0].start - passage.start : spans[-1].end - passage.start]
-            rendered = block.format(n=n, title=_defang(passage.title).replace('"', "'"), text=_defang(text))
+            dated = f' date="{passage.published_at.date().isoformat()}"' if passage.published_at else ""
+            rendered = block.format(n=n, title=_defang(passage.title).replace('"', "'"), dated=dated,
+                                    text=_defang(text))
             cost = count_tokens(rendered) + 1
             if used + cost <= budget:
                 used += cost
@@ -73,7 +79,8 @@ def build_prompt(question: str, passages: list[Passage], budget: int) -> Prompt:
             spans.pop()
         if not spans:
             break  # not even one sentence fits: later (lower-ranked) passages are not tried
-    return Prompt(system, user.format(passages="\n".join(blocks).rstrip(), question=question), tuple(shown))
+    return Prompt(system, user.format(passages="\n".join(blocks).rstrip(), question=question, as_of=asked_on),
+                  tuple(shown))
 
 
 class MarkerFilter:
@@ -110,10 +117,13 @@ class MarkerFilter:
 class LLMAnswerer:
     """Answers with an LLM (llama-index's `LLM` interface) and checks every citation itself."""
 
+    reads_dates = True  # its prompt gives each passage's date and the asking date
+
     def __init__(self, llm, backend: str, support: SupportScorer, fallback: Answerer, *,
                  timeout_s: float, retries: int, context_tokens: int,
                  retryable: tuple[type[BaseException], ...] = (),
-                 not_retryable: tuple[type[BaseException], ...] = (), serialize: bool = False) -> None:
+                 not_retryable: tuple[type[BaseException], ...] = (), serialize: bool = False,
+                 telemetry: Telemetry = NO_TELEMETRY) -> None:
         self.llm = llm
         self.backend = backend
         self.support = support
@@ -129,22 +139,25 @@ class LLMAnswerer:
         # that hung calls never delay the answer that replaces them.
         self._pool = ThreadPoolExecutor(max_workers=32, thread_name_prefix=f"rag-llm-{backend}")
         self._fallbacks = ThreadPoolExecutor(max_workers=4, thread_name_prefix="rag-llm-fallback")
+        self.telemetry = telemetry  # the LLM's and the citation check's times
 
     # -- public -----------------------------------------------------------------------------------
-    def answer(self, question: str, passages: list[Passage]) -> Answer:
+    def answer(self, question: str, passages: list[Passage], as_of: datetime | None = None) -> Answer:
         final = None
-        for event in self.stream(question, passages, tokens=False):
+        for event in self.stream(question, passages, tokens=False, as_of=as_of):
             final = event
         assert isinstance(final, Answer)
         return final
 
-    def stream(self, question: str, passages: list[Passage], tokens: bool = True) -> Iterator[str | Answer]:
+    def stream(self, question: str, passages: list[Passage], tokens: bool = True,
+               as_of: datetime | None = None) -> Iterator[str | Answer]:
         """Token texts as the LLM writes them (already cleaned of markers naming no passage), then
-        the checked `Answer`. Bounded by `timeout_s` from the call; falls back on any failure."""
+        the checked `Answer`. Bounded by `timeout_s` from the call; falls back on any failure.
+        `as_of` is the date the question is asked on (default today), which the prompt states."""
         if not passages:
             yield self.fallback.answer(question, passages)
             return
-        prompt = build_prompt(question, passages, self.context_tokens)
+        prompt = build_prompt(question, passages, self.context_tokens, as_of)
         if not prompt.passages:
             yield _with_reason(self.fallback.answer(question, passages), "no passage fits the LLM context budget")
             return
@@ -152,6 +165,7 @@ class LLMAnswerer:
         # The fallback is worked out while the LLM writes, so a failure at the deadline answers at once.
         fallback = self._fallbacks.submit(self.fallback.answer, question, passages)
         marks = MarkerFilter(len(prompt.passages))
+        started = time.perf_counter()
         try:
             # An in-process model streams even when the caller does not: a stream can be stopped at
             # the deadline, a single call would run on to its last token.
@@ -163,12 +177,16 @@ class LLMAnswerer:
             else:
                 marks.feed(self._reply(prompt, deadline))
         except LLMFailed as error:
+            self.telemetry.stage("llm", time.perf_counter() - started)
             yield _with_reason(fallback.result(), str(error))
             return
+        self.telemetry.stage("llm", time.perf_counter() - started)
         rest = marks.flush()
         if rest and tokens:
             yield rest
-        yield self._check(prompt, marks.raw, fallback)
+        with timed(self.telemetry, "citation_check"):
+            checked = self._check(prompt, marks.raw, fallback)
+        yield checked
 
     def close(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)
@@ -308,7 +326,8 @@ def _citations(kept, shown: dict[int, Numbered]) -> tuple[Citation, ...]:
         score, span = best[n]
         p = shown[n].passage
         out.append(Citation(n=n, article_id=p.article_id, title=p.title, chunk_id=p.chunk_id,
-                            quote=p.quote(span), start=span.start, end=span.end, score=round(score, 4)))
+                            quote=p.quote(span), start=span.start, end=span.end, score=round(score, 4),
+                            published_at=p.published_at, date_source=p.date_source))
     return tuple(out)
 
 

@@ -5,11 +5,15 @@
     @router.post("/ask", dependencies=READ, responses=ERROR_RESPONSES)  # the same, shorter
     router = APIRouter(dependencies=INGEST)                              # a whole router
 
+`Authenticate`, the outermost middleware, enforces the declarations from the headers alone,
+before the body is read and before a concurrency slot is taken (a keyless client that trickles a
+body must not hold what authorised clients need).
+
 Keys come from `RAG_API_KEYS` (or the file `RAG_API_KEYS_FILE`), a JSON object mapping each key
 to its scopes: `read` (ask, search, briefings, chat, article reads), `ingest` (add and delete
-articles), `admin` (everything). They are sent as `Authorization: Bearer KEY` or `X-API-Key: KEY`.
-Missing or unknown key: 401; a key without the scope: 403. With no keys configured every request
-is let in, which is why `rag serve` then binds to loopback only.
+articles), `admin` (everything). They are sent as `Authorization: Bearer KEY` or `X-API-Key: KEY`,
+never in the URL. Missing or unknown key: 401; a key without the scope: 403. With no keys
+configured every request is let in, which is why `rag serve` then binds to loopback only.
 
 Keys are held as SHA-256 digests and compared with `hmac.compare_digest` against every key, so
 neither the answer time nor anything logged tells a caller how close a guess came. Logs and
@@ -22,19 +26,27 @@ import hashlib
 import hmac
 import json
 import logging
+import re
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Annotated
+from urllib.parse import parse_qsl
 
 from fastapi import Depends, HTTPException, Request
+from fastapi.routing import RouteContext, iter_route_contexts
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import SecretStr
+from starlette.datastructures import Headers
+from starlette.routing import Match, Router
+from starlette.types import ASGIApp, Receive, Scope, Send
 
+from rag.api.limits import RateLimiter, send_error
 from rag.api.schemas import ErrorResponse
 from rag.config import Settings
 from rag.errors import BadSettings
 
 SCOPES = ("read", "ingest", "admin")
+_VISIBLE_ASCII = re.compile(r"[\x21-\x7e]+")
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +79,11 @@ class KeyRing:
             # Messages name a key by its position, never by its value: they may reach a log.
             if not isinstance(key, str) or len(key) < 16:
                 raise BadSettings(f"API key #{n} is shorter than 16 characters; use a long random string")
+            if not _VISIBLE_ASCII.fullmatch(key):
+                # HTTP header values arrive as Latin-1 bytes and clients encode them as ASCII (httpx,
+                # browsers' fetch): a key with other characters, or spaces, could never be sent.
+                raise BadSettings(f"API key #{n} holds characters other than visible ASCII (letters, digits, "
+                                  "punctuation; no spaces): clients cannot send it in a header")
             if isinstance(scopes, str) or not isinstance(scopes, Iterable):
                 raise BadSettings(f"API key #{n}: scopes must be a list such as [\"read\"], got {scopes!r}")
             scopes = frozenset(scopes)
@@ -117,14 +134,24 @@ class KeyRing:
         return found
 
 
+# Query parameters that look like a key: refused with a hint, never used (a URL is logged, by us,
+# by proxies and in browser histories; headers are not).
+_KEY_PARAMS = frozenset({"api_key", "apikey", "api-key", "key", "token", "access_token", "x-api-key"})
+ANY_SCOPE = "any"  # a path that needs a valid key, whatever its scopes (docs, unknown paths)
+
+
 def _unauthorized(detail: str) -> HTTPException:
     return HTTPException(401, detail, headers={"WWW-Authenticate": "Bearer"})
 
 
 def require_scope(scope: str) -> Callable[..., Awaitable[ApiKey | None]]:
-    """A dependency admitting requests whose key has `scope` (or `admin`), then counting them
-    against the key's rate limit. Returns the key (None when authentication is off)."""
-    if scope not in SCOPES:
+    """A route's declaration that it needs a key with `scope` (or `admin`; any known key for
+    `ANY_SCOPE`). `Authenticate` reads
+    it from the route and enforces it from the headers alone, before the body is read; this
+    dependency hands the route the key (None when authentication is off) and refuses again if
+    the middleware was ever left out. Its two header parameters put both ways to send a key in the
+    OpenAPI document."""
+    if scope not in SCOPES and scope != ANY_SCOPE:
         raise ValueError(f"unknown scope {scope!r} (known: {', '.join(SCOPES)})")
 
     async def dependency(
@@ -132,34 +159,149 @@ def require_scope(scope: str) -> Callable[..., Awaitable[ApiKey | None]]:
         bearer: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
         header_key: Annotated[str | None, Depends(_api_key_header)],
     ) -> ApiKey | None:
-        ring: KeyRing = request.app.state.keyring
-        key = None
-        client = request.client.host if request.client else "unknown"
-        if ring.enabled:
-            token = bearer.credentials if bearer is not None else header_key
-            if not token:
-                raise _unauthorized("missing API key: send 'Authorization: Bearer KEY' or 'X-API-Key: KEY'")
-            key = ring.identify(token)
+        key = request_key(request)
+        if request.app.state.keyring.enabled:
             if key is None:
-                log.warning("refused a request from %s to %s: unknown API key", client, request.url.path)
-                raise _unauthorized("unknown API key")
-            if not key.allows(scope):
-                log.warning("refused %s from %s to %s: no %r scope", key.label, client, request.url.path, scope)
+                raise _unauthorized("missing API key: send 'Authorization: Bearer KEY' or 'X-API-Key: KEY'")
+            if scope != ANY_SCOPE and not key.allows(scope):
                 raise HTTPException(403, f"this API key lacks the {scope!r} scope")
-        request.state.api_key = key
-        wait = request.app.state.rate_limiter.hit(key.label if key else f"client-{client}")
-        if wait:
-            raise HTTPException(
-                429, f"rate limit of {request.app.state.rate_limiter.per_minute} requests per minute "
-                     f"reached; retry in {wait} s",
-                headers={"Retry-After": str(wait)},
-            )
         return key
 
     dependency.__name__ = f"require_{scope}"
+    dependency.required_scope = scope  # type: ignore[attr-defined]  # read by Authenticate
     return dependency
 
 
+def route_scope(route: RouteContext) -> str | None:
+    """The scope a route declared with `require_scope` (on itself or its router), or None."""
+    dependant = getattr(route, "dependant", None)
+    pending = list(dependant.dependencies) if dependant is not None else []
+    while pending:
+        dependency = pending.pop()
+        if (scope := getattr(dependency.call, "required_scope", None)) is not None:
+            return scope
+        pending.extend(dependency.dependencies)
+    return None
+
+
+def key_from_headers(headers: Headers) -> str | None:
+    """The key sent as `Authorization: Bearer KEY` (first) or `X-API-Key: KEY`, as FastAPI's
+    HTTPBearer and APIKeyHeader read them."""
+    scheme, _, credentials = headers.get("authorization", "").partition(" ")
+    if scheme.lower() == "bearer" and credentials.strip():
+        return credentials.strip()
+    return headers.get("x-api-key") or None
+
+
+class Authenticate:
+    """Pure ASGI middleware, outermost: who is asking and may they, from the request line and
+    headers alone, before any byte of the body is read and before a concurrency slot is taken, so
+    a client without a valid key costs a header parse and is cut off (its refusal closes the
+    connection when a body may follow: slow clients cannot hold anything).
+
+    Per request: the route's scope (declared with `require_scope`); no scope declared (/health,
+    Slack's signed commands, the docs when public) → open. With keys configured: a client address
+    over its budget of failed authentications → 429 without looking at the key; missing or unknown
+    key → 401 (counted against that budget; logged at the first failure of a window and when the
+    budget runs out, never once per failure); key without the scope → 403; key over its request
+    budget → 429. Then 405 with every method the path has (Starlette's router names only one
+    route's). The key is left in `scope["state"]["api_key"]` for `require_scope`."""
+
+    def __init__(self, app: ASGIApp, *, router: Router, keyring: KeyRing, rate_limiter: RateLimiter,
+                 failures: RateLimiter, private_paths: frozenset[str] = frozenset()) -> None:
+        self.app = app
+        self.router = router
+        self.keyring = keyring
+        self.rate_limiter = rate_limiter
+        self.failures = failures
+        self.private_paths = private_paths  # open routes that still need a key (the docs)
+        self._routes: list[tuple[RouteContext, str | None]] | None = None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared, allowed = self._match(scope)
+        if self.keyring.enabled:
+            needed = ANY_SCOPE if declared is False or scope["path"] in self.private_paths else declared
+            if needed is not None and not await self._admit(scope, send, needed):
+                return
+        if declared is False and allowed:
+            await send_error(send, 405, "method not allowed", close=_has_body(scope),
+                             headers=[(b"allow", ", ".join(sorted(allowed)).encode())])
+            return
+        await self.app(scope, receive, send)
+
+    def _match(self, scope: Scope) -> tuple[str | None | bool, set[str]]:
+        """The scope the route taking the request declared (None: none; False: no route takes
+        it), and every method of the routes whose path matches."""
+        if self._routes is None:  # every route is there by the first request
+            self._routes = [(route, route_scope(route)) for route in iter_route_contexts(self.router.routes)]
+        allowed: set[str] = set()
+        for route, declared in self._routes:
+            match, _ = route.matches(scope)
+            if match is Match.FULL:
+                return declared, allowed
+            if match is Match.PARTIAL:
+                allowed |= set(route.methods or ())
+        return False, allowed
+
+    async def _admit(self, scope: Scope, send: Send, needed: str) -> bool:
+        close = _has_body(scope)
+        client = scope["client"][0] if scope.get("client") else "unknown"
+        path = scope["path"]
+        wait = self.failures.wait(client)
+        if wait:
+            await send_error(send, 429, f"too many failed authentications from {client}; retry in {wait} s",
+                             retry_after=wait, close=close)
+            return False
+        headers = Headers(scope=scope)
+        token = key_from_headers(headers)
+        key = self.keyring.identify(token) if token else None
+        if key is None:
+            self.failures.hit(client)
+            failures = self.failures.count(client)
+            if token is None:
+                detail = "missing API key: send 'Authorization: Bearer KEY' or 'X-API-Key: KEY'"
+                query = parse_qsl(scope.get("query_string", b"").decode("latin-1"), keep_blank_values=True)
+                if _KEY_PARAMS & {name.lower() for name, _ in query}:
+                    detail += " (a key in the URL is refused: URLs are logged)"
+            else:
+                detail = "unknown API key"
+            if failures == 1:
+                log.warning("refused a request from %s to %s: %s", client, path, detail.partition(":")[0])
+            elif failures == self.failures.per_minute:
+                log.warning("%s failed authentication %d times in %g s: refusing it until the window has room",
+                            client, failures, self.failures.WINDOW_S)
+            await send_error(send, 401, detail, close=close, headers=[(b"www-authenticate", b"Bearer")])
+            return False
+        if needed != ANY_SCOPE and not key.allows(needed):
+            log.warning("refused %s from %s to %s: no %r scope", key.label, client, path, needed)
+            await send_error(send, 403, f"this API key lacks the {needed!r} scope", close=close)
+            return False
+        wait = self.rate_limiter.hit(key.label)
+        if wait:
+            await send_error(send, 429, f"rate limit of {self.rate_limiter.per_minute} requests per minute "
+                                        f"reached; retry in {wait} s", retry_after=wait, close=close)
+            return False
+        scope.setdefault("state", {})["api_key"] = key
+        return True
+
+
+def _has_body(scope: Scope) -> bool:
+    """Whether the request may still send a body (a refusal then closes the connection rather than
+    wait for it)."""
+    headers = dict(scope.get("headers") or ())
+    length = headers.get(b"content-length", b"0").strip()
+    return b"transfer-encoding" in headers or length not in (b"", b"0")
+
+
+def request_key(request: Request) -> ApiKey | None:
+    """The key `Authenticate` admitted the request with; None when keys are off."""
+    return request.scope.get("state", {}).get("api_key")
+
+
+ANY_KEY = [Depends(require_scope(ANY_SCOPE))]
 READ = [Depends(require_scope("read"))]
 INGEST = [Depends(require_scope("ingest"))]
 ADMIN = [Depends(require_scope("admin"))]
@@ -169,9 +311,12 @@ ADMIN = [Depends(require_scope("admin"))]
 ERROR_RESPONSES: dict[int | str, dict] = {
     code: {"model": ErrorResponse, "description": text} for code, text in (
         (400, "The body is not valid JSON text"), (401, "Missing or unknown API key"),
-        (403, "The API key lacks the scope"), (413, "Request body too large"),
+        (403, "The API key lacks the scope"), (408, "The body did not arrive within the body timeout"),
+        (413, "Request body too large"),
         (422, "Invalid request: a message, or a list of field errors"),
-        (429, "Rate limit reached (see Retry-After)"),
+        (429, "Rate limit, or failed-authentication limit, reached (see Retry-After)"),
         (503, "Busy, loading or index unusable (see Retry-After)"), (504, "Request timeout"))
 }
 NOT_FOUND: dict[int | str, dict] = {404: {"model": ErrorResponse, "description": "No article with that id"}}
+UPSTREAM: dict[int | str, dict] = {
+    502: {"model": ErrorResponse, "description": "A URL to fetch: its server failed (HTTP error, timeout, too large)"}}

@@ -11,28 +11,38 @@ from fastapi.responses import JSONResponse
 from rag.errors import (
     ArticleNotFound,
     BadSettings,
+    DocstoreUnavailable,
     EncoderExportError,
+    FetchFailed,
+    FetchRefused,
     IndexMismatch,
     IndexNotReady,
     InvalidInput,
     LLMFailed,
     RagError,
+    SourceNotFound,
     TooLarge,
     WriterBusy,
 )
 
 STATUS: dict[type[RagError], int] = {
     InvalidInput: 422,
+    FetchRefused: 422,  # a URL not to fetch (scheme, private address, content type): bad input
     ArticleNotFound: 404,
+    SourceNotFound: 404,
     TooLarge: 413,
     IndexMismatch: 503,
     IndexNotReady: 503,
     WriterBusy: 503,
+    # The docstore's server is restarting or out of reach: retry once it is back.
+    DocstoreUnavailable: 503,
     # A model export that fails its check leaves the service unable to embed: unavailable, with
     # the reason, until an operator acts (a retry alone will not help, but 503 is what it is).
     EncoderExportError: 503,
     # The answerer falls back when its LLM fails; one that reaches a route is an upstream failure.
     LLMFailed: 502,
+    # A URL to fetch whose server failed (HTTP error, timeout, too large): upstream too.
+    FetchFailed: 502,
     # A setting that names something missing: the server is misconfigured.
     BadSettings: 500,
 }

@@ -1,6 +1,7 @@
 """Limits on what one request, or one client, may take (OWASP LLM10, unbounded consumption):
-body size (413; Starlette has none by default, starlette#2155), requests per minute per API key
-(429), requests served at once (503), time to the start of a response (504).
+body size and time to send it (413, 408; Starlette has no body limit by default, starlette#2155),
+requests per minute per API key and failed authentications per client address (429, in
+`rag.api.auth.Authenticate`), requests served at once (503), time to the start of a response (504).
 
 Every refusal carries `Retry-After` where waiting helps, and a JSON `{"detail": ...}` body.
 """
@@ -14,23 +15,22 @@ import threading
 import time
 from collections import deque
 
-from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 
-class BodyTooLarge(HTTPException):
-    """An HTTPException, so that FastAPI's body parsing passes it on as a 413 (not a 400)."""
+class ReadBody:
+    """Reads the whole request body before the request goes further in, so that concurrency slots
+    are taken by work, never by a client still sending: the body must arrive within `timeout_s`
+    (408 beyond) and hold at most `max_bytes` (413, at once when Content-Length says so). Either
+    refusal closes the connection. The app then reads the body from memory.
 
-    def __init__(self, max_bytes: int) -> None:
-        super().__init__(413, f"request body is over the {max_bytes} byte limit")
+    Memory: at most `max_bytes` per request being received; with keys configured only clients
+    with a valid key get here (`Authenticate` runs first)."""
 
-
-class BodySizeLimit:
-    """Answers 413 when Content-Length, or the bytes actually streamed, exceed `max_bytes`."""
-
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+    def __init__(self, app: ASGIApp, max_bytes: int, timeout_s: float) -> None:
         self.app = app
         self.max_bytes = max_bytes
+        self.timeout_s = timeout_s
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -38,68 +38,114 @@ class BodySizeLimit:
             return
         declared = dict(scope.get("headers") or {}).get(b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
-            await self._reject(send)
+            await self._too_large(send)
             return
+        chunks: list[bytes] = []
         received = 0
-        started = False
-
-        async def limited_receive() -> Message:
-            nonlocal received
-            message = await receive()
-            if message["type"] == "http.request":
-                received += len(message.get("body", b""))
-                if received > self.max_bytes:
-                    raise BodyTooLarge(self.max_bytes)
-            return message
-
-        async def tracking_send(message: Message) -> None:
-            nonlocal started
-            started = started or message["type"] == "http.response.start"
-            await send(message)
-
         try:
-            await self.app(scope, limited_receive, tracking_send)
-        except BodyTooLarge:
-            if not started:
-                await self._reject(send)
+            async with asyncio.timeout(self.timeout_s):
+                while True:
+                    message = await receive()
+                    if message["type"] == "http.disconnect":
+                        return  # the client left: nobody to answer
+                    chunk = message.get("body", b"")
+                    received += len(chunk)
+                    if received > self.max_bytes:
+                        await self._too_large(send)
+                        return
+                    chunks.append(chunk)
+                    if not message.get("more_body", False):
+                        break
+        except TimeoutError:
+            await send_error(send, 408, f"the request body did not arrive within the {self.timeout_s:g} s "
+                                        "body timeout", close=True)
+            return
+        body = b"".join(chunks)
+        delivered = False
 
-    async def _reject(self, send: Send) -> None:
-        await send_error(send, 413, f"request body is over the {self.max_bytes} byte limit")
+        async def replay() -> Message:
+            nonlocal delivered
+            if not delivered:
+                delivered = True
+                return {"type": "http.request", "body": body, "more_body": False}
+            return await receive()  # after the body: the disconnect, for streaming responses
+
+        await self.app(scope, replay, send)
+
+    async def _too_large(self, send: Send) -> None:
+        await send_error(send, 413, f"request body is over the {self.max_bytes} byte limit", close=True)
 
 
-async def send_error(send: Send, status: int, detail: str, retry_after: int | None = None) -> None:
+async def send_error(send: Send, status: int, detail: str, retry_after: int | None = None, *,
+                     close: bool = False, headers: list[tuple[bytes, bytes]] | None = None) -> None:
+    """A JSON `{"detail": ...}` response. `close` ends the connection after it: for a refusal sent
+    before the body was read, so that the client cannot hold the socket by sending it slowly."""
     body = json.dumps({"detail": detail}).encode()
-    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    all_headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
     if retry_after is not None:
-        headers.append((b"retry-after", str(retry_after).encode()))
-    await send({"type": "http.response.start", "status": status, "headers": headers})
+        all_headers.append((b"retry-after", str(retry_after).encode()))
+    if close:
+        all_headers.append((b"connection", b"close"))
+    await send({"type": "http.response.start", "status": status, "headers": all_headers + (headers or [])})
     await send({"type": "http.response.body", "body": body})
 
 
 class RateLimiter:
-    """At most `per_minute` requests per bucket (an API key's label) in any sliding 60 s window;
-    0 turns it off. Thread-safe: FastAPI runs dependencies in threads and on the event loop."""
+    """At most `per_minute` hits per bucket (an API key's label, or a client address for failed
+    authentications) in any sliding 60 s window; 0 turns it off. Thread-safe. Buckets idle for a
+    whole window are dropped now and then, so many one-off clients do not grow it for ever."""
 
     WINDOW_S = 60.0
+    _SWEEP_EVERY = 1024  # hits between sweeps of idle buckets
 
     def __init__(self, per_minute: int) -> None:
         self.per_minute = per_minute
         self._hits: dict[str, deque[float]] = {}
         self._lock = threading.Lock()
+        self._until_sweep = self._SWEEP_EVERY
 
     def hit(self, bucket: str) -> int:
-        """Count a request; 0 if it is allowed, else the whole seconds to wait (not counted)."""
+        """Count a hit; 0 if it is allowed, else the whole seconds to wait (not counted)."""
         if self.per_minute <= 0:
             return 0
         now = time.monotonic()
         with self._lock:
-            hits = self._hits.setdefault(bucket, deque())
-            while hits and hits[0] <= now - self.WINDOW_S:
-                hits.popleft()
+            self._until_sweep -= 1
+            if self._until_sweep <= 0:
+                self._sweep(now)
+            hits = self._recent(bucket, now)
             if len(hits) >= self.per_minute:
-                return max(1, math.ceil(hits[0] + self.WINDOW_S - now))
+                return self._wait(hits, now)
             hits.append(now)
             return 0
+
+    def wait(self, bucket: str) -> int:
+        """The whole seconds until `bucket` may hit again (0: now), without counting anything."""
+        if self.per_minute <= 0:
+            return 0
+        now = time.monotonic()
+        with self._lock:
+            hits = self._recent(bucket, now)
+            return self._wait(hits, now) if len(hits) >= self.per_minute else 0
+
+    def count(self, bucket: str) -> int:
+        """Hits counted in the current window."""
+        with self._lock:
+            return len(self._recent(bucket, time.monotonic()))
+
+    def _recent(self, bucket: str, now: float) -> deque[float]:
+        hits = self._hits.setdefault(bucket, deque())
+        while hits and hits[0] <= now - self.WINDOW_S:
+            hits.popleft()
+        return hits
+
+    def _wait(self, hits: deque[float], now: float) -> int:
+        return max(1, math.ceil(hits[0] + self.WINDOW_S - now))
+
+    def _sweep(self, now: float) -> None:
+        self._until_sweep = self._SWEEP_EVERY
+        for bucket in [b for b, hits in self._hits.items() if not hits or hits[-1] <= now - self.WINDOW_S]:
+            del self._hits[bucket]
 
 
 class ConcurrencyLimit:

@@ -42,7 +42,8 @@ class Briefer:
     default_max_articles: int = DEFAULT_MAX_ARTICLES
 
     def brief(self, topic: str, filters: Filters = NO_FILTERS, max_articles: int | None = None,
-              progress: Progress | None = None) -> Briefing:
+              progress: Progress | None = None, windowed: bool = False) -> Briefing:
+        """`windowed`: the filters name a time window, and the briefing says what changed across it."""
         topic = topic.strip()
         if not topic:
             raise InvalidInput("topic must not be empty")
@@ -81,7 +82,7 @@ class Briefer:
             except Exception as error:  # noqa: BLE001 - an LLM failure falls back, and says why
                 fallback = f"LLM briefing failed ({type(error).__name__}: {error}); extractive points used"
         return select.assemble(topic, heading, summary, docs, stories, points, len(ranked), len(chosen), merged,
-                               backend, fallback)
+                               backend, fallback, windowed)
 
     def _read(self, chosen: list[ArticleMatch], report: Progress) -> list[Doc]:
         by_id = {match.article_id: match for match in chosen}

@@ -51,6 +51,8 @@ def to_markdown(b: Briefing) -> str:
         lines.append("## Key points")
         for s, story in enumerate(b.stories):
             story_points = [p for p in b.points if p.story == s]
+            if not story_points:
+                continue  # a story shown only under "What changed"
             if len(b.stories) > 1:
                 lines += ["", f"### {story.title}"]
             lines += [f"- {p.text}" for p in story_points]
@@ -59,6 +61,12 @@ def to_markdown(b: Briefing) -> str:
         lines.append("## Timeline")
         lines += [f"- **{e.date.isoformat()}**: {e.text} " + "".join(f"[{n}]" for n in e.citations)
                   for e in b.timeline]
+        lines.append("")
+    if b.changes:
+        window = f" ({b.time_window.phrase})" if b.time_window else ""
+        lines.append(f"## What changed{window}")
+        lines += [f"- {b.stories[c.story].title}: **{c.first.isoformat()}** {c.before} [{c.citations[0]}] → "
+                  f"**{c.last.isoformat()}** {c.after} [{c.citations[1]}]" for c in b.changes]
         lines.append("")
     if b.sources:
         lines.append("## Sources")

@@ -15,6 +15,7 @@ from rag.briefing.types import (
     Briefing,
     BriefPoint,
     BriefSource,
+    Change,
     Doc,
     DocSentence,
     Evidence,
@@ -206,16 +207,22 @@ def select_points(docs: list[Doc], pool: list[DocSentence], vectors: np.ndarray,
 
 def assemble(topic: str, title: str, overview: str, docs: list[Doc], stories: list[Story],
               points: list[Point], matched: int, read: int, merged: int, backend: str,
-              fallback: str | None) -> Briefing:
+              fallback: str | None, windowed: bool = False) -> Briefing:
     """Points grouped by story, the stories most articles tell first (ties: the order of their best
-    point); sources numbered in order of first citation (points, then timeline)."""
+    point); sources numbered in order of first citation (points, then timeline, then changes); with
+    `windowed`, what changed across the window, story by story."""
     first_point = list(dict.fromkeys(p.story for p in points))
     weights = story_weights(docs, len(stories))
     story_order = sorted(first_point, key=lambda s: (-weights[s], first_point.index(s)))
-    ordered = sorted(points, key=lambda p: story_order.index(p.story))
     timeline_docs = timeline_days(docs)
+    change_docs = changes_across(docs) if windowed else []
+    for story, _, _ in change_docs:
+        if story not in story_order:
+            story_order.append(story)
+    ordered = sorted(points, key=lambda p: story_order.index(p.story))
     numbers: dict[int, int] = {}
-    for d in [d for p in ordered for d in p.docs] + [d for _, ds in timeline_docs for d in ds]:
+    for d in ([d for p in ordered for d in p.docs] + [d for _, ds in timeline_docs for d in ds]
+              + [d for _, first, last in change_docs for d in (first, last)]):
         numbers.setdefault(d, len(numbers) + 1)
     story_index = {s: i for i, s in enumerate(story_order)}
     out_points = tuple(
@@ -238,8 +245,32 @@ def assemble(topic: str, title: str, overview: str, docs: list[Doc], stories: li
         for d, n in numbers.items()
     )
     used_stories = tuple(stories[s] for s in story_order)
+    changes = tuple(
+        Change(story_index[s], docs[a].article.published_at.date(), docs[b].article.published_at.date(),
+               docs[a].article.title, docs[b].article.title, (numbers[a], numbers[b]))
+        for s, a, b in change_docs
+    )
     return Briefing(topic, title, overview, out_points, timeline, sources, used_stories, matched, read, merged,
-                    backend, fallback)
+                    backend, fallback, changes)
+
+
+def changes_across(docs: list[Doc], most: int = 5) -> list[tuple[int, int, int]]:
+    """(story, its earliest dated doc, its latest dated doc) for the `most` largest stories whose
+    articles span more than one day, largest first: what each story said first and last."""
+    by_story: dict[int, list[int]] = {}
+    for d, doc in enumerate(docs):
+        if doc.article.published_at is not None:
+            by_story.setdefault(doc.story, []).append(d)
+    out = []
+    for story, ds in sorted(by_story.items(), key=lambda item: (-len(item[1]), item[0])):
+        # Docs are in relevance order: min/max keep the most relevant of a day's articles.
+        first = min(ds, key=lambda d: docs[d].article.published_at.date())
+        last = max(ds, key=lambda d: docs[d].article.published_at.date())
+        if docs[first].article.published_at.date() < docs[last].article.published_at.date():
+            out.append((story, first, last))
+        if len(out) == most:
+            break
+    return out
 
 
 def timeline_days(docs: list[Doc]) -> list[tuple[date, list[int]]]:

@@ -5,11 +5,11 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, datetime
 
 import numpy as np
 
-from rag.types import Article, Span
+from rag.types import Article, Span, TimeWindow
 
 # (stage, done, total): "matching", "reading", "embedding", "map", "combine"
 Progress = Callable[[str, int, int], None]
@@ -39,6 +39,18 @@ class TimelineEntry:
     date: date
     text: str
     citations: tuple[int, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    """How one story moved across the briefing's window: its first and its last dated article."""
+
+    story: int  # index into Briefing.stories
+    first: date
+    last: date
+    before: str  # the first article's headline
+    after: str  # the last article's headline
+    citations: tuple[int, int]  # their source numbers
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,6 +85,9 @@ class Briefing:
     duplicates_merged: int
     backend: str = "extractive"
     fallback_reason: str | None = None
+    changes: tuple[Change, ...] = ()  # with a window: what changed across it, story by story
+    as_of: datetime | None = None  # the asking date: nothing dated after it was read
+    time_window: TimeWindow | None = None  # the window the topic's time words named
 
 
 # -- records the steps pass between them -----------------------------------------------------------

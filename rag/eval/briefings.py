@@ -34,7 +34,7 @@ def load_topics(path: Path) -> list[dict]:
         topics = json.loads(path.read_text(encoding="utf-8"))["topics"]
         for t in topics:
             re.compile(t["main"])
-            t["topic"], t["main_story"]  # noqa: B018 - both must be there
+            t["topic"], t["main_story"]
     except (OSError, ValueError, KeyError, TypeError, re.error) as error:
         raise InvalidInput(f"{path}: not a briefing topics file ({error})") from None
     return topics

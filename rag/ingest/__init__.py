@@ -7,7 +7,7 @@ scraped plain text; stable, readable article ids.
 
 from rag.ingest.cleaning import clean_text, normalize_text
 from rag.ingest.html import html_to_text
-from rag.ingest.readers import SUFFIXES, find_files, read_file
+from rag.ingest.readers import SUFFIXES, find_files, read_file, read_upload
 from rag.ingest.records import article_from_record
 
 __all__ = [
@@ -18,4 +18,5 @@ __all__ = [
     "html_to_text",
     "normalize_text",
     "read_file",
+    "read_upload",
 ]

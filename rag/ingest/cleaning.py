@@ -32,8 +32,12 @@ _BULLET = re.compile(r"^[•·▪◦●○■□►▶▸‣⁃✓✔➤→*]")
 _MENU_SEPARATORS = re.compile(r"\s[|·•]\s.*\s[|·•]\s")
 _NEWLINES = re.compile(r"\r\n|[\r\x0b\x0c\x85\u2028\u2029]")
 # Zero-width space, word joiner, BOM and soft hyphen are invisible and only split words; joiners
-# (U+200C/U+200D) stay because emoji and some scripts need them.
-_INVISIBLE = dict.fromkeys(map(ord, "\u200b\u2060\ufeff\u00ad"))
+# (U+200C/U+200D) stay because emoji and some scripts need them. The bidirectional embeddings,
+# overrides and isolates (U+202A-U+202E, U+2066-U+2069) reorder what a reader sees, so that a
+# cited quote can display reversed or otherwise than it reads ("Trojan Source", Boucher and
+# Anderson 2021); the implicit marks (U+200E, U+200F, U+061C) only steer neutral characters and
+# stay for right-to-left text.
+_INVISIBLE = dict.fromkeys(map(ord, "\u200b\u2060\ufeff\u00ad\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069"))
 _CONTROL = dict.fromkeys(
     c for c in range(0x100) if unicodedata.category(chr(c)) == "Cc" and chr(c) not in "\n\t"
 )

@@ -12,11 +12,13 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import datetime
 
 import lxml.etree
 import lxml.html
 
 from rag.ingest.cleaning import normalize_text, one_line
+from rag.ingest.dates import date_from_meta, parse_iso
 
 # Elements whose content is never visible text.
 _INVISIBLE_TAGS = ("script", "style", "noscript", "template", "iframe", "svg", "object", "embed")
@@ -42,6 +44,10 @@ class HtmlPage:
     source: str | None = None  # og:site_name and the like
     url: str | None = None  # canonical link or og:url
     published: str | None = None  # YYYY-MM-DD from meta tags, as htmldate reads them
+    canonical: str | None = None  # <link rel=canonical> as written (maybe relative: resolve it)
+    author: str | None = None  # byline metadata (meta author, article:author, JSON-LD), as trafilatura reads it
+    # From the page's own publication metadata (`rag.ingest.dates.date_from_meta`), else `published`
+    published_at: datetime | None = None
 
 
 def html_to_text(html: str) -> tuple[str | None, str]:
@@ -55,11 +61,15 @@ def read_html(html: str) -> HtmlPage:
     root = _parse(html)
     if root is None:
         return HtmlPage(None, "")
+    declared = date_from_meta(root)  # before JSON-LD <script>s go with the invisible elements
     strip_invisible(root)
     from trafilatura import extract_metadata  # heavy import: only when HTML is read
+    from trafilatura.settings import set_date_params
 
-    # extensive=False: dates from meta tags only, never guessed from the text.
-    meta = extract_metadata(root, extensive=False)
+    # extensive=False: dates from meta tags only, never guessed from the text. htmldate refuses
+    # dates before 1995 by default; news archives are older (the Reuters corpus is from 1987).
+    meta = extract_metadata(root, date_config={**set_date_params(extensive=False), "min_date": "1900-01-01"},
+                            extensive=False)
     title = _title(root, meta.title)
     text = normalize_text(_main_text(root) or _visible_body_text(root))
     if title:
@@ -73,13 +83,23 @@ def read_html(html: str) -> HtmlPage:
         source=one_line(meta.sitename or "") or None,
         url=(meta.url or "").strip() or None,
         published=meta.date or None,
+        canonical=_canonical(root),
+        author=one_line(meta.author or "") or None,
+        published_at=declared or (parse_iso(meta.date) if meta.date else None),
     )
 
 
+def _canonical(root: lxml.html.HtmlElement) -> str | None:
+    for link in root.iter("link"):
+        if "canonical" in link.get("rel", "").lower().split() and link.get("href", "").strip():
+            return link.get("href").strip()
+    return None
+
+
 def strip_invisible(root: lxml.html.HtmlElement) -> None:
-    """Remove in place comments, processing instructions, non-text elements and every element
-    hidden by `hidden`, `aria-hidden="true"`, or a style (inline or a simple class/id rule in a
-    <style> sheet) with display:none, visibility:hidden, font-size:0 or opacity:0."""
+    """Remove in place comments, processing instructions, non-text elements, every element hidden
+    by `hidden`, `aria-hidden="true"`, or a style (inline or a simple class/id rule in a <style>
+    sheet) that hides it (see `_hides`), and the body of every closed <details>."""
     hidden_selectors = _hidden_selectors(root)
     doomed = []
     for el in root.iter():
@@ -95,6 +115,20 @@ def strip_invisible(root: lxml.html.HtmlElement) -> None:
             doomed.append(el)
     for el in doomed:
         _remove_keeping_tail(el)
+    for el in list(root.iter("details")):
+        if el.get("open") is None:
+            _collapse(el)
+
+
+def _collapse(details: lxml.html.HtmlElement) -> None:
+    """A closed <details> shows its <summary> only; the rest stays hidden until a click."""
+    summary = next((child for child in details if child.tag == "summary"), None)
+    details.text = None
+    for child in list(details):
+        if child is not summary:
+            details.remove(child)  # its tail goes with it: also inside the closed <details>
+    if summary is not None:
+        summary.tail = None
 
 
 def _parse(html: str) -> lxml.html.HtmlElement | None:
@@ -171,19 +205,65 @@ def _remove_keeping_tail(el: lxml.etree._Element) -> None:
 
 
 def _hides(style: str) -> bool:
-    """Whether CSS declarations (`display : NONE !important; ...`) hide the element."""
+    """Whether CSS declarations (`display : NONE !important; ...`) hide the element: not
+    displayed or not visible; text of zero size, transparent or scaled to nothing; pushed off the
+    screen (`text-indent: -9999px`, an absolute position far to the left or top); clipped to
+    nothing; or in a box of zero width or height whose overflow is hidden."""
+    css = {}
     for declaration in _CSS_COMMENT.sub("", style).split(";"):
         name, sep, value = declaration.partition(":")
-        if not sep:
-            continue
-        name = "".join(name.split()).lower()
-        value = "".join(value.split()).lower().removesuffix("!important")
-        if (
-            (name == "display" and value == "none")
-            or (name == "visibility" and value in ("hidden", "collapse"))
-            or (name in ("font-size", "opacity") and _is_zero(value))
-        ):
+        if sep:
+            css["".join(name.split()).lower()] = " ".join(value.lower().split()).removesuffix("!important").strip()
+    squeezed = {name: value.replace(" ", "") for name, value in css.items()}
+    offscreen = -_OFFSCREEN_PX
+    return (
+        squeezed.get("display") == "none"
+        or squeezed.get("visibility") in ("hidden", "collapse")
+        or any(_is_zero(squeezed.get(name, "")) for name in ("font-size", "opacity"))
+        or squeezed.get("color") == "transparent"
+        or bool(_SCALE_ZERO.fullmatch(squeezed.get("transform", "")))
+        or _px(squeezed.get("text-indent", "")) <= offscreen
+        or (squeezed.get("position") in ("absolute", "fixed")
+            and min(_px(squeezed.get("left", "")), _px(squeezed.get("top", ""))) <= offscreen)
+        or _clipped_away(css)
+        or (squeezed.get("overflow") in ("hidden", "clip")
+            and any(_is_zero(squeezed.get(name, "")) for name in ("width", "height", "max-width", "max-height")))
+    )
+
+
+# An offset at least this far beyond the top or left edge puts text where no screen shows it
+# (`-9999px` is the classic value; a hanging indent of `-2em` is ordinary typography).
+_OFFSCREEN_PX = 500.0
+# Rough pixels per unit, enough to tell off-screen from typography (1% of a ~1000 px box).
+_PX_PER_UNIT = {"": 1.0, "px": 1.0, "pt": 4 / 3, "pc": 16.0, "in": 96.0, "cm": 37.8, "mm": 3.78, "q": 0.945,
+                "em": 16.0, "rem": 16.0, "ch": 8.0, "ex": 8.0, "vw": 10.0, "vh": 10.0, "%": 10.0}
+_LENGTH = re.compile(r"([+-]?(?:\d+\.?\d*|\.\d+))([a-z%]*)")
+_SCALE_ZERO = re.compile(r"scale[xy]?\(0*\.?0*(?:,0*\.?0*)?\)")
+_RECT_NUMBER = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)")
+
+
+def _px(value: str) -> float:
+    """A CSS length in rough pixels; +inf when it is not one (so it never counts as off-screen)."""
+    match = _LENGTH.fullmatch(value)
+    if not match or match.group(2) not in _PX_PER_UNIT:
+        return float("inf")
+    return float(match.group(1)) * _PX_PER_UNIT[match.group(2)]
+
+
+def _clipped_away(css: dict[str, str]) -> bool:
+    """`clip: rect(0 0 0 0)` / `rect(1px, 1px, 1px, 1px)` (the visually-hidden pattern) or
+    `clip-path: inset(50%)` and wider: nothing of the element is painted."""
+    clip = css.get("clip", "")
+    if clip.startswith("rect("):
+        numbers = [float(n) for n in _RECT_NUMBER.findall(clip)]
+        if len(numbers) == 4 and max(numbers) <= 1:
             return True
+    inset = css.get("clip-path", "").replace(" ", "")
+    if inset.startswith("inset(") and inset.endswith("%)"):
+        try:
+            return float(inset[6:-2]) >= 50
+        except ValueError:
+            return False
     return False
 
 

@@ -43,6 +43,14 @@ def id_from_path(path: Path, *, item: int | None = None) -> str:
     return _derived(words, key)
 
 
+def id_from_upload(name: str, *, item: int | None = None) -> str:
+    """A file sent over HTTP, by its base name: `001.txt` → `upload-001-3f2a9c1b`. The same name
+    gives the same id, so sending a file again replaces its articles instead of copying them."""
+    words = ["upload", posixpath.splitext(name)[0]] + ([str(item)] if item is not None else [])
+    key = f"upload:{name}" if item is None else f"upload:{name}#{item}"
+    return _derived(words, key)
+
+
 def id_from_url(url: str) -> str:
     """`https://www.bbc.co.uk/news/business-4123.stm` → `news-business-4123-1a2b3c4d`."""
     normalized = normalize_url(url)

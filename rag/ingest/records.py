@@ -9,7 +9,8 @@ from urllib.parse import urlsplit
 
 from rag.errors import InvalidInput
 from rag.ingest.cleaning import fallback_title, normalize_text, one_line
-from rag.ingest.html import html_to_text
+from rag.ingest.dates import find_date
+from rag.ingest.html import read_html
 from rag.ingest.ids import id_from_content, id_from_url, type_name, validate_article_id
 from rag.types import Article
 
@@ -33,8 +34,10 @@ def article_from_record(
         raise InvalidInput("text, html: give one of them, not both")
     if text_field is None and html_field is None:
         raise InvalidInput("text: missing (give the article as text or as html)")
+    declared = None  # the page's own date metadata, for an html record
     if html_field is not None:
-        page_title, text = html_to_text(html_field)
+        page = read_html(html_field)
+        page_title, text, declared = page.title, page.text, page.published_at
         field = "html"
     else:
         page_title, text = None, normalize_text(text_field or "")
@@ -56,15 +59,17 @@ def article_from_record(
     else:
         article_id = default_id or id_from_content(title, text)
     category = _optional(record, "category")
+    dated = find_date(record=parse_published_at(record.get("published_at")), meta=declared, url=url, text=text)
     return Article(
         id=article_id,
         title=title,
         text=text,
         source=_optional(record, "source"),
         url=url,
-        published_at=parse_published_at(record.get("published_at")),
+        published_at=dated.published_at,
         category=category.lower() if category else None,
         origin=origin,
+        date_source=dated.source,
     )
 
 

@@ -13,8 +13,11 @@ vector is the token-weighted mean of its sentences' (briefings group articles by
 from __future__ import annotations
 
 import bisect
+import dataclasses
 import itertools
+import json
 import logging
+import re
 import sqlite3
 import threading
 from collections.abc import Iterable, Iterator, Sequence
@@ -25,12 +28,24 @@ from pathlib import Path
 
 import numpy as np
 
-from rag.errors import ArticleNotFound, IndexMismatch
-from rag.types import Article, Chunk, Filters, Passage, Span
+from rag.errors import ArticleNotFound, IndexMismatch, SourceNotFound
+from rag.types import (
+    Article,
+    ArticlePage,
+    ArticleSummary,
+    Chunk,
+    Facets,
+    Feedback,
+    Filters,
+    Passage,
+    Source,
+    SourceItem,
+    Span,
+)
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -45,7 +60,12 @@ CREATE TABLE IF NOT EXISTS articles (
     content_hash TEXT NOT NULL,
     origin TEXT NOT NULL,
     ingested_at TEXT NOT NULL,
-    text_key TEXT               -- Article.text_key: one story, one copy, whatever its id
+    author TEXT,
+    -- date_source: where published_at came from: record, meta, url, dateline (rag.ingest.dates),
+    -- feed, sitemap (rag.ingest.fetch), or none. text_key: Article.text_key (one story, one copy,
+    -- whatever its id).
+    date_source TEXT NOT NULL DEFAULT 'none',
+    text_key TEXT
 );
 CREATE INDEX IF NOT EXISTS articles_text_key ON articles(text_key);
 CREATE INDEX IF NOT EXISTS articles_category ON articles(category);
@@ -76,6 +96,43 @@ CREATE TABLE IF NOT EXISTS sentences (
     UNIQUE (article_id, start)
 );
 CREATE INDEX IF NOT EXISTS sentences_text_hash ON sentences(text_hash);
+CREATE TABLE IF NOT EXISTS sources (           -- feeds, sitemaps and pages polled by `rag serve`
+    id TEXT PRIMARY KEY,
+    url TEXT NOT NULL UNIQUE,
+    every_s INTEGER NOT NULL,
+    category TEXT,
+    added_at TEXT NOT NULL,
+    etag TEXT,                                 -- the source's validators, for conditional requests
+    last_modified TEXT,
+    last_fetched_at TEXT,                      -- last answer from the source (200 or 304)
+    last_new_article_at TEXT,
+    last_error TEXT,                           -- NULL once a poll succeeds again
+    last_error_at TEXT,
+    failures INTEGER NOT NULL DEFAULT 0,       -- polls failed in a row: the backoff's exponent
+    next_poll_at TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS source_items (      -- what each source's feed listed, once its article is stored
+    source_id TEXT NOT NULL REFERENCES sources(id) ON DELETE CASCADE,
+    url TEXT NOT NULL,                         -- the item's link as the feed gives it
+    signature TEXT NOT NULL,                   -- the entry's dates as the feed gives them: a change
+                                               -- means the page is fetched again
+    etag TEXT,
+    last_modified TEXT,
+    article_id TEXT,
+    PRIMARY KEY (source_id, url)
+);
+CREATE TABLE IF NOT EXISTS feedback (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    created_at TEXT NOT NULL,                  -- ISO 8601, UTC
+    question TEXT NOT NULL,
+    answer TEXT NOT NULL,
+    citations TEXT NOT NULL,                   -- JSON list, as the API returned them
+    backend TEXT NOT NULL,
+    verdict TEXT NOT NULL CHECK (verdict IN ('up', 'down')),
+    comment TEXT,
+    key TEXT                                   -- the API key's label, never the key
+);
+CREATE INDEX IF NOT EXISTS feedback_created ON feedback(created_at);
 """
 
 # Schema 1 kept sentences as bare spans (no vectors, no rowid): the table is rebuilt around them,
@@ -94,6 +151,28 @@ CREATE TABLE sentences (
 INSERT INTO sentences (article_id, start, end) SELECT article_id, start, end FROM sentences_v1 ORDER BY article_id, start;
 DROP TABLE sentences_v1;
 UPDATE meta SET value = '2' WHERE key = 'schema_version';
+"""
+
+# Schema 3 adds the articles' author and where their date came from, the polled sources (created
+# by _SCHEMA, which runs after this), and readers' feedback on answers. One transaction: a crash
+# leaves schema 2 or schema 3. Before it, a date could only come from a record's `published_at` or,
+# for an .html/.htm file, from the page's date metadata: that is what is filled in.
+_ARTICLE_COLUMNS_OF_3 = {"author": "TEXT", "date_source": "TEXT NOT NULL DEFAULT 'none'"}
+_MIGRATE_2_TO_3 = """
+UPDATE articles SET date_source = CASE WHEN lower(origin) LIKE '%.htm' OR lower(origin) LIKE '%.html' THEN 'meta' ELSE 'record' END WHERE published_at IS NOT NULL AND (date_source IS NULL OR date_source = 'none');
+CREATE TABLE IF NOT EXISTS feedback (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    created_at TEXT NOT NULL,
+    question TEXT NOT NULL,
+    answer TEXT NOT NULL,
+    citations TEXT NOT NULL,
+    backend TEXT NOT NULL,
+    verdict TEXT NOT NULL CHECK (verdict IN ('up', 'down')),
+    comment TEXT,
+    key TEXT
+);
+CREATE INDEX IF NOT EXISTS feedback_created ON feedback(created_at);
+UPDATE meta SET value = '3' WHERE key = 'schema_version';
 """
 
 
@@ -117,6 +196,27 @@ def _iso(value: datetime | None) -> str | None:
 
 def _parse_iso(value: str | None) -> datetime | None:
     return datetime.fromisoformat(value) if value else None
+
+
+_ARTICLE_COLUMNS = "id, title, text, source, url, published_at, category, origin, author, date_source"
+
+
+_SOURCE_COLUMNS = ("id, url, every_s, category, added_at, etag, last_modified, last_fetched_at, last_new_article_at, "
+                   "last_error, last_error_at, failures, next_poll_at")
+
+
+def _source(row: Sequence) -> Source:
+    return Source(id=row[0], url=row[1], every_s=row[2], category=row[3], added_at=_parse_iso(row[4]), etag=row[5],
+                  last_modified=row[6], last_fetched_at=_parse_iso(row[7]), last_new_article_at=_parse_iso(row[8]),
+                  last_error=row[9], last_error_at=_parse_iso(row[10]), failures=row[11],
+                  next_poll_at=_parse_iso(row[12]))
+
+
+def _article(row: Sequence) -> Article:
+    """An `articles` row read as `_ARTICLE_COLUMNS` → Article."""
+    return Article(id=row[0], title=row[1], text=row[2], source=row[3], url=row[4],
+                   published_at=_parse_iso(row[5]), category=row[6], origin=row[7], author=row[8],
+                   date_source=row[9])
 
 
 class Docstore:
@@ -173,15 +273,38 @@ class Docstore:
                     db.execute(statement)
             log.info("docstore %s migrated to schema 2: sentence vectors are filled in by the next ingest",
                      self.path)
-        columns = {row[1] for row in db.execute("PRAGMA table_info(articles)")}
-        if columns and "text_key" not in columns:  # schema 2 → 3: every stored article gets its key
+        version = self._schema_version()
+        if version == 2:
             with self._transaction() as db:
-                db.execute("ALTER TABLE articles ADD COLUMN text_key TEXT")
+                have = {row[1] for row in db.execute("PRAGMA table_info(articles)")}
+                for column, kind in _ARTICLE_COLUMNS_OF_3.items():
+                    if column not in have:
+                        db.execute(f"ALTER TABLE articles ADD COLUMN {column} {kind}")
+                for statement in filter(str.strip, _MIGRATE_2_TO_3.split(";")):
+                    db.execute(statement)
+            log.info("docstore %s migrated to schema 3: articles have an author and a date source; "
+                     "sources and feedback tables", self.path)
+            version = 3
+        if version == 3:
+            with self._transaction() as db:
+                if "text_key" not in {row[1] for row in db.execute("PRAGMA table_info(articles)")}:
+                    db.execute("ALTER TABLE articles ADD COLUMN text_key TEXT")
                 rows = db.execute("SELECT id, title, text FROM articles").fetchall()
                 db.executemany("UPDATE articles SET text_key=? WHERE id=?",
                                [(Article(i, title, text).text_key, i) for i, title, text in rows])
-                db.execute("UPDATE meta SET value = '3' WHERE key = 'schema_version'")
-            log.info("docstore %s migrated to schema 3 (text keys of %d articles)", self.path, len(rows))
+                db.execute("UPDATE meta SET value = '4' WHERE key = 'schema_version'")
+            log.info("docstore %s migrated to schema 4: text keys of %d articles", self.path, len(rows))
+        elif version is not None and version > SCHEMA_VERSION:
+            raise IndexMismatch(f"the docstore {self.path} has schema {version}, newer than this version "
+                                f"of rag reads ({SCHEMA_VERSION}); upgrade rag")
+
+    def _schema_version(self) -> int | None:
+        """The recorded schema version; None for a new file (no meta table yet)."""
+        db = self._db()
+        if db.execute("SELECT 1 FROM sqlite_master WHERE type='table' AND name='meta'").fetchone() is None:
+            return None
+        row = db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
+        return int(row[0]) if row else None
 
     # -- meta ----------------------------------------------------------------------------------
     def generation(self) -> int:
@@ -217,11 +340,6 @@ class Docstore:
         clause = (where + " AND " if where else "WHERE ") + "(a.title LIKE ? ESCAPE '\\' OR a.text LIKE ? ESCAPE '\\')"
         return self._db().execute(f"SELECT a.id, a.title, a.text FROM articles a {clause} LIMIT ?",
                                   [*params, pattern, pattern, limit]).fetchall()
-
-    def categories(self) -> list[str]:
-        """The categories articles carry, in order."""
-        return [r[0] for r in self._db().execute(
-            "SELECT DISTINCT category FROM articles WHERE category IS NOT NULL ORDER BY category")]
 
     def holders(self, text_keys: Sequence[str]) -> dict[str, str]:
         """text key → id of the stored article with it (the first id, should several hold it)."""
@@ -272,16 +390,73 @@ class Docstore:
             return self._bump(db)
 
     def get_article(self, article_id: str) -> Article:
-        row = self._db().execute(
-            "SELECT id, title, text, source, url, published_at, category, origin FROM articles WHERE id=?",
-            (article_id,),
-        ).fetchone()
+        row = self._db().execute(f"SELECT {_ARTICLE_COLUMNS} FROM articles WHERE id=?", (article_id,)).fetchone()
         if row is None:
             raise ArticleNotFound(article_id)
-        return Article(
-            id=row[0], title=row[1], text=row[2], source=row[3], url=row[4],
-            published_at=_parse_iso(row[5]), category=row[6], origin=row[7],
-        )
+        return _article(row)
+
+    def list_articles(self, filters: Filters, query: str | None = None, limit: int = 50,
+                      offset: int = 0) -> ArticlePage:
+        """Articles passing the filters whose title or id holds `query` (any case), newest first
+        (undated last, then by title), without their text: one page and the total, read together."""
+        where, params = _filter_sql(filters)
+        if query and query.strip():
+            # LIKE is case-blind for ASCII letters only; the wildcards in the query are escaped.
+            pattern = "%" + re.sub(r"([\\%_])", r"\\\1", query.strip()) + "%"
+            where += (" AND " if where else " WHERE ") + "(a.title LIKE ? ESCAPE '\\' OR a.id LIKE ? ESCAPE '\\')"
+            params += [pattern, pattern]
+        with self._snapshot() as db:
+            total = db.execute("SELECT count(*) FROM articles a" + where, params).fetchone()[0]
+            rows = db.execute(
+                "SELECT a.id, a.title, a.source, a.url, a.published_at, a.category, a.ingested_at FROM articles a"
+                + where + " ORDER BY a.published_at IS NULL, a.published_at DESC, a.title, a.id LIMIT ? OFFSET ?",
+                [*params, limit, offset],
+            ).fetchall()
+        return ArticlePage(total, offset, tuple(
+            ArticleSummary(id=r[0], title=r[1], source=r[2], url=r[3], published_at=_parse_iso(r[4]),
+                           category=r[5], ingested_at=datetime.fromisoformat(r[6])) for r in rows))
+
+    def facets(self) -> Facets:
+        """Categories and sources with their article counts (most first), and the span of dates."""
+        with self._snapshot() as db:
+            categories = tuple(db.execute(
+                "SELECT category, count(*) AS n FROM articles WHERE category IS NOT NULL "
+                "GROUP BY category ORDER BY n DESC, category"))
+            sources = tuple(db.execute(
+                "SELECT source, count(*) AS n FROM articles WHERE source IS NOT NULL "
+                "GROUP BY source ORDER BY n DESC, source"))
+            first, last, articles, dated = db.execute(
+                "SELECT min(published_at), max(published_at), count(*), count(published_at) FROM articles"
+            ).fetchone()
+        return Facets(categories, sources, _parse_iso(first), _parse_iso(last), articles, articles - dated)
+
+    def feedback(self, since: datetime | None = None) -> list[Feedback]:
+        """Stored feedback, oldest first; only that given at or after `since` if it is set."""
+        sql = "SELECT id, created_at, question, answer, citations, backend, verdict, comment, key FROM feedback"
+        params: list[str] = []
+        if since is not None:
+            sql += " WHERE created_at >= ?"
+            params.append(_iso(since if since.tzinfo else since.replace(tzinfo=UTC)))
+        return [Feedback(id=r[0], created_at=datetime.fromisoformat(r[1]), question=r[2], answer=r[3],
+                         citations=tuple(json.loads(r[4])), backend=r[5], verdict=r[6], comment=r[7], key=r[8])
+                for r in self._db().execute(sql + " ORDER BY id", params)]
+
+    def latest_published(self) -> datetime | None:
+        """The newest article date stored (an asking date at or after it filters nothing out)."""
+        row = self._db().execute("SELECT max(published_at) FROM articles").fetchone()
+        return _parse_iso(row[0]) if row and row[0] else None
+
+    def has_dated_between(self, start: datetime | None, end: datetime | None) -> bool:
+        """Whether an article is dated in [start, end) (None: unbounded)."""
+        where, params = ["published_at IS NOT NULL"], []
+        if start is not None:
+            where.append("published_at >= ?")
+            params.append(_iso(start))
+        if end is not None:
+            where.append("published_at < ?")
+            params.append(_iso(end))
+        return self._db().execute(f"SELECT 1 FROM articles WHERE {' AND '.join(where)} LIMIT 1",
+                                  params).fetchone() is not None
 
     def model(self) -> tuple[str, int] | None:
         """The (embedding model, dimension) the docstore was built with, if any."""
@@ -454,16 +629,12 @@ class Docstore:
         out: list[tuple[Article, list[Span]]] = []
         with self._snapshot() as db:
             for article_id in article_ids:
-                row = db.execute(
-                    "SELECT id, title, text, source, url, published_at, category, origin FROM articles "
-                    "WHERE id=?", (article_id,),
-                ).fetchone()
+                row = db.execute(f"SELECT {_ARTICLE_COLUMNS} FROM articles WHERE id=?", (article_id,)).fetchone()
                 if row is None:
                     continue
                 spans = [Span(s, e) for s, e in db.execute(
                     "SELECT start, end FROM sentences WHERE article_id=? ORDER BY start", (article_id,))]
-                out.append((Article(id=row[0], title=row[1], text=row[2], source=row[3], url=row[4],
-                                    published_at=_parse_iso(row[5]), category=row[6], origin=row[7]), spans))
+                out.append((_article(row), spans))
         return out
 
     def hydrate(self, rowids: Sequence[int]) -> dict[int, Passage]:
@@ -476,7 +647,7 @@ class Docstore:
         with self._snapshot() as db:
             rows = db.execute(
                 "SELECT c.rowid, c.id, c.article_id, a.title, c.text, c.start, c.end, a.source, a.url, "
-                f"a.published_at, a.category FROM chunks c JOIN articles a ON a.id = c.article_id "
+                f"a.published_at, a.category, a.date_source FROM chunks c JOIN articles a ON a.id = c.article_id "
                 f"WHERE c.rowid IN ({marks})",
                 list(rowids),
             ).fetchall()
@@ -493,7 +664,7 @@ class Docstore:
             r[0]: Passage(
                 chunk_id=r[1], article_id=r[2], title=r[3], text=r[4], start=r[5], end=r[6],
                 sentences=sentences[r[0]], score=0.0, source=r[7], url=r[8],
-                published_at=_parse_iso(r[9]), category=r[10],
+                published_at=_parse_iso(r[9]), category=r[10], date_source=r[11],
             )
             for r in rows
         }
@@ -510,10 +681,10 @@ class Docstore:
                 db.execute("DELETE FROM articles WHERE id=?", (article.id,))  # cascades
                 db.execute(
                     "INSERT INTO articles (id, title, text, source, url, published_at, category, content_hash, "
-                    "origin, ingested_at, text_key) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+                    "origin, ingested_at, author, date_source, text_key) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
                     (article.id, article.title, article.text, article.source, article.url,
                      _iso(article.published_at), article.category, article.content_hash,
-                     article.origin, now, article.text_key),
+                     article.origin, now, article.author, article.date_source, article.text_key),
                 )
                 db.executemany(
                     "INSERT INTO chunks (id, article_id, n, start, end, text, text_hash, vector) "
@@ -534,11 +705,86 @@ class Docstore:
                 )
             return self._bump(db)
 
+    def add_feedback(self, feedback: Feedback) -> Feedback:
+        """Store a verdict on an answer; returns it with its id and time. The generation does not
+        move: nothing derived reads feedback."""
+        now = datetime.now(UTC)
+        with self._transaction() as db:
+            cursor = db.execute(
+                "INSERT INTO feedback (created_at, question, answer, citations, backend, verdict, comment, key) "
+                "VALUES (?,?,?,?,?,?,?,?)",
+                (now.isoformat(), feedback.question, feedback.answer,
+                 json.dumps(list(feedback.citations), ensure_ascii=False), feedback.backend, feedback.verdict,
+                 feedback.comment, feedback.key),
+            )
+        return dataclasses.replace(feedback, id=cursor.lastrowid, created_at=now)
+
     def delete(self, article_id: str) -> int:
         with self._transaction() as db:
             if db.execute("DELETE FROM articles WHERE id=?", (article_id,)).rowcount == 0:
                 raise ArticleNotFound(article_id)
             return self._bump(db)
+
+    # -- polled sources (not indexed: their writes leave the generation alone) -----------------------
+    def add_source(self, source: Source) -> Source:
+        """Store a source; one already there under that URL keeps its state and history and takes
+        the new interval and category."""
+        with self._transaction() as db:
+            db.execute(
+                "INSERT INTO sources (id, url, every_s, category, added_at, next_poll_at) VALUES (?,?,?,?,?,?) "
+                "ON CONFLICT(url) DO UPDATE SET every_s=excluded.every_s, category=excluded.category",
+                (source.id, source.url, source.every_s, source.category, _iso(source.added_at),
+                 _iso(source.next_poll_at)))
+            row = db.execute(f"SELECT {_SOURCE_COLUMNS} FROM sources WHERE url=?", (source.url,)).fetchone()
+        return _source(row)
+
+    def sources(self) -> list[Source]:
+        return [_source(row) for row in self._db().execute(f"SELECT {_SOURCE_COLUMNS} FROM sources ORDER BY added_at, id")]
+
+    def source(self, source_id: str) -> Source:
+        row = self._db().execute(f"SELECT {_SOURCE_COLUMNS} FROM sources WHERE id=?", (source_id,)).fetchone()
+        if row is None:
+            raise SourceNotFound(source_id)
+        return _source(row)
+
+    def remove_source(self, source_id: str) -> None:
+        """Forget a source and what it listed (its articles stay: delete them one by one)."""
+        with self._transaction() as db:
+            db.execute("DELETE FROM source_items WHERE source_id=?", (source_id,))
+            if db.execute("DELETE FROM sources WHERE id=?", (source_id,)).rowcount == 0:
+                raise SourceNotFound(source_id)
+
+    def due_sources(self, now: datetime) -> list[Source]:
+        return [_source(row) for row in self._db().execute(
+            f"SELECT {_SOURCE_COLUMNS} FROM sources WHERE next_poll_at <= ? ORDER BY next_poll_at", (_iso(now),))]
+
+    def record_poll(self, source: Source) -> None:
+        """Save how a poll went (validators, times, error, failures, next poll) for a source still
+        there (one removed meanwhile stays removed)."""
+        with self._transaction() as db:
+            db.execute(
+                "UPDATE sources SET etag=?, last_modified=?, last_fetched_at=?, last_new_article_at=?, last_error=?, "
+                "last_error_at=?, failures=?, next_poll_at=? WHERE id=?",
+                (source.etag, source.last_modified, _iso(source.last_fetched_at), _iso(source.last_new_article_at),
+                 source.last_error, _iso(source.last_error_at), source.failures, _iso(source.next_poll_at),
+                 source.id))
+
+    def source_items(self, source_id: str) -> dict[str, SourceItem]:
+        return {row[0]: SourceItem(*row) for row in self._db().execute(
+            "SELECT url, signature, etag, last_modified, article_id FROM source_items WHERE source_id=?",
+            (source_id,))}
+
+    def put_source_items(self, source_id: str, items: Sequence[SourceItem]) -> None:
+        """Remember items as seen, after their articles are committed: a crash in between only
+        means fetching them again, and the unchanged articles are skipped then."""
+        with self._transaction() as db:
+            if db.execute("SELECT 1 FROM sources WHERE id=?", (source_id,)).fetchone() is None:
+                return  # removed while it was being polled
+            db.executemany(
+                "INSERT INTO source_items (source_id, url, signature, etag, last_modified, article_id) "
+                "VALUES (?,?,?,?,?,?) ON CONFLICT(source_id, url) DO UPDATE SET signature=excluded.signature, "
+                "etag=excluded.etag, last_modified=excluded.last_modified, article_id=excluded.article_id",
+                [(source_id, i.url, i.signature, i.etag, i.last_modified, i.article_id) for i in items])
 
     @staticmethod
     def _bump(db: sqlite3.Connection) -> int:
@@ -568,6 +814,20 @@ def _filter_sql(filters: Filters) -> tuple[str, list[str]]:
     if filters.until and filters.until < date.max:  # up to date.max is no bound at all
         where.append("a.published_at < ?")
         params.append(_iso(datetime.combine(filters.until + timedelta(days=1), time.min, UTC)))
+    if filters.window_start or filters.window_end:
+        # A question's window keeps out every article dated outside it; an undated one is not known
+        # to be (an encyclopedia's "in 1979" is what it says, not when it was written).
+        inside = []
+        if filters.window_start:
+            inside.append("a.published_at >= ?")
+            params.append(_iso(filters.window_start))
+        if filters.window_end:
+            inside.append("a.published_at < ?")
+            params.append(_iso(filters.window_end))
+        where.append(f"(a.published_at IS NULL OR ({' AND '.join(inside)}))")
+    if filters.as_of:  # nothing dated after the asking date; an undated article is not after it
+        where.append("(a.published_at IS NULL OR a.published_at <= ?)")
+        params.append(_iso(filters.as_of))
     return (" WHERE " + " AND ".join(where)) if where else "", params
 
 

@@ -362,4 +362,15 @@ def _payload_filter(filters: Filters) -> models.Filter:
             gte=datetime.combine(filters.since, time.min, UTC) if filters.since else None,
             lt=datetime.combine(filters.until + timedelta(days=1), time.min, UTC) if filters.until else None,
         )))
+    if filters.window_start or filters.window_end:  # undated articles pass, as in the docstore
+        must.append(models.Filter(should=[
+            models.IsNullCondition(is_null=models.PayloadField(key="published_at")),
+            models.IsEmptyCondition(is_empty=models.PayloadField(key="published_at")),
+            models.FieldCondition(key="published_at", range=models.DatetimeRange(
+                gte=filters.window_start, lt=filters.window_end))]))
+    if filters.as_of:  # undated articles pass: nothing says they are after the asking date
+        must.append(models.Filter(should=[
+            models.IsNullCondition(is_null=models.PayloadField(key="published_at")),
+            models.IsEmptyCondition(is_empty=models.PayloadField(key="published_at")),
+            models.FieldCondition(key="published_at", range=models.DatetimeRange(lte=filters.as_of))]))
     return models.Filter(must=must)

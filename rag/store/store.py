@@ -9,6 +9,13 @@ Layout of `index_dir`:
                              vector store and the sha256 of every file (`rag.store.snapshot`)
     writer.lock              flock held by the one writer (a thread of `rag serve` or `rag ingest`)
 
+With `docstore_url` (PostgreSQL, `rag.store.postgres`) the docstore is a server database that
+replicas on several hosts share, and `index_dir` is each replica's own: its derived files and its
+flock. The writer then also holds the database's advisory lock, which excludes writers on every
+host; a replica that finds the generation moved catches its FAISS and BM25 up from the database
+under its local lock only (it writes nothing shared), or under both when it must write a Qdrant
+collection.
+
 With a Qdrant target the dense vectors live in a Qdrant collection instead (`rag.store.qdrant`),
 brought up to the docstore by the writer like the FAISS snapshots; BM25 stays here.
 
@@ -19,6 +26,7 @@ corrupt, or for another generation are never used: the indexes are rebuilt from 
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import logging
 import threading
@@ -30,7 +38,7 @@ from pathlib import Path
 
 import numpy as np
 
-from rag.errors import WriterBusy
+from rag.errors import BadSettings, WriterBusy
 from rag.store import snapshot
 from rag.store.docstore import Docstore
 from rag.store.keywords import KeywordIndex
@@ -39,6 +47,19 @@ from rag.store.snapshot import Indexes
 from rag.store.vectors import FaissVectors, IndexKind, VectorStore
 
 log = logging.getLogger(__name__)
+
+
+def open_docstore(index_dir: Path, url: str | None = None):
+    """The SQLite file in `index_dir`, or the PostgreSQL database at `url` (`postgresql://…`)."""
+    if url is None:
+        return Docstore(index_dir / "docstore.sqlite")
+    if not url.startswith(("postgresql://", "postgres://")):
+        raise BadSettings("RAG_DOCSTORE_URL must be a postgresql:// URL (leave it unset for SQLite in RAG_INDEX_DIR)")
+    try:
+        from rag.store.postgres import PostgresDocstore
+    except ImportError as error:
+        raise BadSettings(f"RAG_DOCSTORE_URL needs psycopg: pip install 'rag[postgres]' ({error})") from None
+    return PostgresDocstore(url)
 
 
 @dataclass(frozen=True)
@@ -56,15 +77,23 @@ class StoreCheck:
 
 class Store:
     def __init__(self, index_dir: Path, model: str, dimension: int, vector_index: IndexKind = "flat",
-                 qdrant: QdrantTarget | None = None) -> None:
+                 qdrant: QdrantTarget | None = None, docstore_url: str | None = None) -> None:
         """`vector_index`: the FAISS kind (a persisted file of another kind is rebuilt); with a
-        `qdrant` target the vectors are in that collection instead."""
+        `qdrant` target the vectors are in that collection instead; with a `docstore_url` the
+        docstore is that PostgreSQL database instead of the SQLite file in `index_dir`."""
         self.index_dir = index_dir
+        self.docstore_url = docstore_url
         self.model = model
         self.dimension = dimension
         index_dir.mkdir(parents=True, exist_ok=True)
-        self.docstore = Docstore(index_dir / "docstore.sqlite")
-        self.docstore.bind_model(model, dimension)
+        self.docstore = open_docstore(index_dir, docstore_url)
+        try:
+            self.docstore.bind_model(model, dimension)
+        except BaseException:
+            self.docstore.close()
+            raise
+        # A PostgreSQL docstore is shared between hosts: writers exclude each other through it.
+        self._shared_lock = getattr(self.docstore, "writer_lock", None)
         self._thread_lock = threading.Lock()
         self._refresh_lock = threading.Lock()
         self.load_problem: str | None = None  # why the persisted indexes were not used, for /health
@@ -85,17 +114,15 @@ class Store:
 
     @classmethod
     def open_existing(cls, index_dir: Path, model: str, vector_index: IndexKind = "flat",
-                      qdrant: QdrantTarget | None = None) -> Store:
+                      qdrant: QdrantTarget | None = None, docstore_url: str | None = None) -> Store:
         """Open an index with the dimension its docstore was built with (no embedding model is
         loaded); the model name must still match. For `rag check` and other maintenance."""
-        docstore = Docstore(index_dir / "docstore.sqlite")
+        docstore = open_docstore(index_dir, docstore_url)
         try:
             bound = docstore.model()
         finally:
             docstore.close()
-        if bound is None:
-            return cls(index_dir, model, 0, vector_index, qdrant)
-        return cls(index_dir, model, bound[1], vector_index, qdrant)
+        return cls(index_dir, model, 0 if bound is None else bound[1], vector_index, qdrant, docstore_url)
 
     # -- reading -------------------------------------------------------------------------------
     def indexes(self) -> Indexes:
@@ -106,7 +133,7 @@ class Store:
         if self.docstore.generation() == current.generation:
             return current
         try:
-            with self.writer(timeout=0), self._refresh_lock:
+            with self._catch_up_lock(), self._refresh_lock:
                 if self.docstore.generation() != self._indexes.generation:
                     self._indexes = self._caught_up(self._indexes, persist=True)
         except WriterBusy:
@@ -116,8 +143,31 @@ class Store:
     # -- writing -------------------------------------------------------------------------------
     @contextmanager
     def writer(self, timeout: float | None = None) -> Iterator[None]:
-        """Hold the single-writer lock (threads of this process, and other processes).
-        Raises WriterBusy if it is not free within `timeout` seconds (None waits for ever)."""
+        """Hold the single-writer lock (threads of this process, other processes, and with a
+        PostgreSQL docstore other hosts). Raises WriterBusy if it is not free within `timeout`
+        seconds (None waits for ever)."""
+        started = time.monotonic()
+        with self._local_writer(timeout):
+            if self._shared_lock is None:
+                yield
+                return
+            left = None if timeout is None else max(0.0, timeout - (time.monotonic() - started))
+            with self._shared_lock(left):
+                yield
+
+    def _catch_up_lock(self) -> contextlib.AbstractContextManager[None]:
+        """What a reader holds to catch its indexes up (WriterBusy if taken): the local lock
+        alone when it writes only its own files (a PostgreSQL docstore, vectors in FAISS); the
+        writer lock when it would write a shared Qdrant collection or (SQLite) the index folder
+        every process reads."""
+        if self._shared_lock is not None and self.vectors.snapshots:
+            return self._local_writer(timeout=0)
+        return self.writer(timeout=0)
+
+    @contextmanager
+    def _local_writer(self, timeout: float | None = None) -> Iterator[None]:
+        """The lock on `index_dir`: threads of this process (a thread lock) and other processes
+        on this host (flock on writer.lock)."""
         deadline = None if timeout is None else time.monotonic() + timeout
         if not self._thread_lock.acquire(timeout=-1 if timeout is None else timeout):
             raise WriterBusy("another write to this index is in progress; retry shortly")
@@ -181,7 +231,7 @@ class Store:
     def _open(self) -> Indexes:
         empty = Indexes(-1, self.vectors.empty(), KeywordIndex.build(np.zeros(0), []), {}, {})
         try:
-            with self.writer(timeout=0):
+            with self._catch_up_lock():
                 return self._caught_up(empty, persist=True)
         except WriterBusy:  # an ingest run is writing: catch up in memory, it will persist
             return self._caught_up(empty, persist=False)

@@ -1,5 +1,5 @@
-"""Sentence spans: each line of a text is a paragraph, split by NLTK's Punkt model (bundled with
-llama-index-core)."""
+"""Sentence spans: each paragraph of a text (a line, or a run of hard-wrapped lines) split by NLTK's
+Punkt model (bundled with llama-index-core)."""
 
 from __future__ import annotations
 
@@ -10,6 +10,9 @@ from rag.text.tokens import bundled_static_dir
 from rag.types import Span
 
 _LINE = re.compile(r"[^\n]+")
+# A line that ends a sentence: its last character is terminal punctuation (a closing quote or
+# bracket may follow).
+_ENDS_SENTENCE = re.compile(r"[.!?:;][\"'”’)\]]*\s*$")
 
 
 @cache
@@ -24,12 +27,26 @@ def _punkt():
     return PunktTokenizer("english")
 
 
+def paragraphs(text: str) -> list[tuple[int, int]]:
+    """(start, end) of each paragraph: a line, or a run of hard-wrapped lines. Wire copy (Reuters)
+    is wrapped at ~65 characters, so a line that does not end a sentence, or is followed by one
+    that starts in lower case, runs on into the next line; a blank line always ends a paragraph."""
+    out: list[tuple[int, int]] = []
+    for line in _LINE.finditer(text):
+        start, end = line.span()
+        if out and text[out[-1][1] : start] == "\n" and line.group().strip() and (
+                not _ENDS_SENTENCE.search(text[out[-1][0] : out[-1][1]]) or line.group().lstrip()[:1].islower()):
+            out[-1] = (out[-1][0], end)
+        else:
+            out.append((start, end))
+    return out
+
+
 def split_sentences(text: str) -> list[Span]:
-    """Sentence spans of `text`: each line is a paragraph, split by NLTK's Punkt model."""
+    """Sentence spans of `text`: each paragraph (`paragraphs`) split by NLTK's Punkt model."""
     punkt = _punkt()
     spans: list[Span] = []
-    for line in _LINE.finditer(text):
-        base = line.start()
-        for start, end in punkt.span_tokenize(line.group()):
-            spans.append(Span(base + start, base + end))
+    for base, end in paragraphs(text):
+        for start, stop in punkt.span_tokenize(text[base:end]):
+            spans.append(Span(base + start, base + stop))
     return [s for s in spans if text[s.start : s.end].strip()]

@@ -3,8 +3,8 @@ the short answer's offsets) and a confidence; a doubtful short answer is shown i
 
 from __future__ import annotations
 
-from rag.answer.extractive.confidence import CONFIDENT, reliability
 from rag.answer.extractive.answerer import shown_text
+from rag.answer.extractive.confidence import CONFIDENT, reliability
 from rag.api.app import create_app
 from rag.types import Extract
 from tests.support.servers import live_server

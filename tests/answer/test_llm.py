@@ -278,3 +278,19 @@ def test_the_extractive_backend_streams_one_answer_event(make_service):
     assert [kind for kind, _ in events] == ["answer"]
     assert events[0][1]["backend"] == "extractive" and "Russia and China" in events[0][1]["answer"]
     assert events[0][1]["fallback_reason"] is None and events[0][1]["sentences"] == []
+
+
+def test_llm_stages_and_fallbacks_reach_the_metrics(make_service, peer):
+    """/metrics times the LLM and the citation check, and counts a fallback by its kind."""
+    svc = make_service()
+    with live_server(create_app(svc.settings, svc)) as http:
+        peer.say(citing("vetoed", "Russia and China vetoed the resolution [{n}]."))
+        assert http.post("/ask", json={"question": VETO}).json()["backend"] == "openai"
+        peer.say(ERROR_500)
+        assert http.post("/ask", json={"question": VETO}).json()["fallback_reason"]
+        text = http.get("/metrics").text
+    samples = dict(line.rsplit(" ", 1) for line in text.splitlines() if line and not line.startswith("#"))
+    assert float(samples['rag_stage_duration_seconds_count{stage="llm"}']) == 2
+    assert float(samples['rag_stage_duration_seconds_count{stage="citation_check"}']) == 1  # the failed call had none
+    assert float(samples['rag_llm_fallbacks_total{reason="error"}']) == 1
+    assert float(samples['rag_answers_total{abstained="false",backend="openai"}']) == 1

@@ -1,5 +1,6 @@
-"""The ONNX Runtime encoder against the torch model it is exported from: agreement per
-chunk, order under length sorting, truncation, the export cache's checks, and no torch in serving."""
+"""The ONNX Runtime and OpenVINO encoders against the torch model they are exported from: agreement
+per chunk and per sentence, the choice by CPU, order under length sorting, truncation, the export
+cache's checks, and no torch in serving."""
 
 from __future__ import annotations
 
@@ -72,7 +73,8 @@ def bbc_reference(embedder) -> tuple[list[str], np.ndarray]:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize(("precision", "floor"), [("fp32", 0.9999), ("bf16", 0.9995), ("int8", 0.99)])
+@pytest.mark.parametrize(("precision", "floor"),
+                         [("fp32", 0.9999), ("bf16", 0.9995), ("int8", 0.99)])
 def test_every_bbc_chunk_agrees_with_torch(request, bbc_reference, precision, floor):
     texts, expected = bbc_reference
     onnx = request.getfixturevalue(f"onnx_{precision}")
@@ -83,6 +85,49 @@ def test_every_bbc_chunk_agrees_with_torch(request, bbc_reference, precision, fl
     worst = int(cosines.argmin())
     assert len(texts) > 100  # 30 articles: ~107 chunks, plus the queries
     assert cosines.min() >= floor, (precision, float(cosines.min()), texts[worst][:80])
+
+
+def _bbc_sentences(n_articles: int = 30) -> list[str]:
+    """Each distinct sentence of the first articles of each category: what ingest embeds."""
+    from rag.indexer import sentences_of
+    from rag.ingest import read_file
+
+    chunker = Chunker()
+    texts: dict[str, None] = {}
+    for category in ("business", "entertainment", "politics", "sport", "tech"):
+        for path in sorted((BBC / category).glob("*.txt"))[: n_articles // 5]:
+            for article in read_file(path, max_bytes=5_000_000):
+                for span in sentences_of(chunker.chunk(article)):
+                    texts[article.text[span.start:span.end]] = None
+    return list(texts)
+
+
+@pytest.mark.parametrize("encoder", ["onnx", "onnx-bf16"])
+def test_the_encoders_auto_may_choose_agree_with_torch_on_bbc_sentences(request, embedder, encoder):
+    """Whichever encoder `auto` picks on a CPU, its vectors are torch's: cosine ≥ 0.999 on average
+    and ≥ 0.99 for every BBC sentence (its own export floor is stricter still), in the mixed-length
+    batches ingest runs."""
+    from rag.embedding import onnx_precision
+
+    onnx = request.getfixturevalue(f"onnx_{onnx_precision(encoder)}")
+    texts = _bbc_sentences()
+    assert len(texts) > 400  # 30 articles: 477 sentences
+    cosines = (onnx.embed(texts) * embedder.embed(texts)).sum(axis=1)
+    assert cosines.mean() >= 0.999 and cosines.min() >= 0.99, (encoder, cosines.mean(), cosines.min())
+    assert cosines.min() >= {"fp32": 0.9999, "bf16": 0.9995}[onnx.precision]
+
+
+def test_auto_chooses_by_what_the_cpu_multiplies_in():
+    """bf16 on OpenVINO only where the CPU multiplies in bf16; ONNX Runtime's fp32 elsewhere;
+    torch always last; an explicit setting is the only choice."""
+    from rag.embedding import encoder_choices
+    from rag.embedding.model import openvino_has_native_bf16
+
+    choices = encoder_choices(Settings(encoder="auto"))
+    expected = ["onnx-bf16", "onnx", "torch"] if openvino_has_native_bf16() else ["onnx", "torch"]
+    assert [c.encoder for c in choices] == expected
+    assert ("bf16" in choices[0].reason) and all(c.reason for c in choices)
+    assert [c.encoder for c in encoder_choices(Settings(encoder="onnx-int8"))] == ["onnx-int8"]
 
 
 def test_order_is_restored_under_length_sorting(onnx_fp32):
@@ -235,7 +280,7 @@ def test_int8_index_is_not_searched_with_fp32(onnx_int8, onnx_fp32, tmp_path):
 
     settings = Settings(index_dir=tmp_path / "index", encoder="onnx-int8")
     assert embedder_name(settings) == onnx_int8.name != onnx_fp32.name
-    assert {embedder_name(Settings(encoder=kind)) for kind in ("torch", "onnx", "onnx-bf16")} == {MODEL}
+    assert {embedder_name(Settings(encoder=kind)) for kind in ("auto", "torch", "onnx", "onnx-bf16")} == {MODEL}
     service = build_service(settings, onnx_int8)
     service.close()
     with pytest.raises(IndexMismatch, match="onnx-int8"):
@@ -244,7 +289,11 @@ def test_int8_index_is_not_searched_with_fp32(onnx_int8, onnx_fp32, tmp_path):
 
 def test_serving_with_onnx_imports_no_torch(bbc_index_dir, tmp_path):
     """`rag serve`'s path (build_service, the app, a real /ask over HTTP) with the default encoder
-    (bf16 on OpenVINO) never imports torch, and serves an index that torch's vectors built."""
+    (`auto`: bf16 on OpenVINO or fp32 on ONNX Runtime, by CPU) never imports torch, and serves
+    an index that torch's vectors built."""
+    from rag.embedding import encoder_choices, onnx_precision
+
+    precision = onnx_precision(encoder_choices(Settings())[0].encoder)
     index = tmp_path / "index"
     shutil.copytree(bbc_index_dir, index)
     script = (
@@ -268,4 +317,47 @@ def test_serving_with_onnx_imports_no_torch(bbc_index_dir, tmp_path):
                             timeout=300, env=env, stdin=subprocess.DEVNULL, cwd=ROOT)
     assert result.returncode == 0, result.stderr[-2000:]
     report = json.loads(result.stdout.strip().splitlines()[-1])
-    assert report == {"status": 200, "heavy": [], "model": MODEL, "kind": "OnnxEmbedder", "precision": "bf16"}
+    assert report == {"status": 200, "heavy": [], "model": MODEL, "kind": "OnnxEmbedder", "precision": precision}
+
+
+def _cpuid_mask(tmp_path: Path) -> Path:
+    """bench/isa/cpuid_mask.c built here: a process that preloads it sees an AVX2-only CPU (no
+    AVX-512, AMX, VNNI or bf16), whatever this machine has. Needs gcc and CPUID faulting."""
+    if shutil.which("gcc") is None:
+        pytest.skip("no gcc to build bench/isa/cpuid_mask.c")
+    if "cpuid_fault" not in Path("/proc/cpuinfo").read_text():
+        pytest.skip("this CPU cannot fault on CPUID (no cpuid_fault flag): AVX2-only cannot be imitated")
+    out = tmp_path / "cpuid_mask.so"
+    subprocess.run(["gcc", "-O2", "-shared", "-fPIC", "-o", str(out), str(ROOT / "bench" / "isa" / "cpuid_mask.c")],
+                   check=True, timeout=120)
+    return out
+
+
+@pytest.mark.slow
+def test_on_an_avx2_only_cpu_auto_runs_fp32_that_agrees_with_torch(onnx_fp32, embedder, tmp_path):
+    """Under an AVX2-only CPUID (AMD EPYC Zen 3's instruction set), `auto` chooses ONNX Runtime's fp32
+    export and, run with the AVX2 kernels, its vectors are torch's."""
+    texts = _bbc_sentences(10)[:200]
+    (tmp_path / "texts.json").write_text(json.dumps(texts))
+    script = (
+        "import json, sys, numpy as np, openvino\n"
+        "from rag.config import Settings\n"
+        "from rag.embedding import build_embedder, encoder_choices\n"
+        "settings = Settings()\n"
+        "embedder = build_embedder(settings)\n"
+        "np.save(sys.argv[1] + '/vectors.npy', embedder.embed(json.load(open(sys.argv[1] + '/texts.json'))))\n"
+        "print(json.dumps({'choices': [c.encoder for c in encoder_choices(settings)],\n"
+        "                  'precision': embedder.precision,\n"
+        "                  'openvino': openvino.Core().get_property('CPU', 'OPTIMIZATION_CAPABILITIES')}))\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "LD_PRELOAD": str(_cpuid_mask(tmp_path)),
+           "RAG_ENCODER_CACHE": str(onnx_fp32.model_file.parent)}
+    env.pop("RAG_ENCODER", None)
+    result = subprocess.run([sys.executable, "-c", script, str(tmp_path)], check=False, capture_output=True,
+                            text=True, timeout=300, env=env, stdin=subprocess.DEVNULL, cwd=ROOT)
+    assert result.returncode == 0, result.stderr[-2000:]
+    report = json.loads(result.stdout.strip().splitlines()[-1])
+    assert "BF16" not in report["openvino"]  # the imitation holds: no bf16 seen
+    assert report["choices"] == ["onnx", "torch"] and report["precision"] == "fp32"
+    cosines = (np.load(tmp_path / "vectors.npy") * embedder.embed(texts)).sum(axis=1)
+    assert cosines.min() >= 0.9999, float(cosines.min())

@@ -4,8 +4,6 @@ answers verbatim from them; the scorer asks through `Service.ask` and never chan
 from __future__ import annotations
 
 import json
-import sqlite3
-from pathlib import Path
 
 from rag.eval.staff import evaluate, load_staff, short_right
 from tests.conftest import ingest_paths

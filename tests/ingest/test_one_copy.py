@@ -80,10 +80,10 @@ def test_a_docstore_from_before_text_keys_gets_them_and_then_deduplicates(tmp_pa
     service = build_service(Settings(index_dir=index), embedder)
     _ingest(service, story)
     service.close()
-    with sqlite3.connect(index / "docstore.sqlite") as db:  # back to schema 2
+    with sqlite3.connect(index / "docstore.sqlite") as db:  # back to schema 3
         db.execute("DROP INDEX articles_text_key")
         db.execute("ALTER TABLE articles DROP COLUMN text_key")
-        db.execute("UPDATE meta SET value='2' WHERE key='schema_version'")
+        db.execute("UPDATE meta SET value='3' WHERE key='schema_version'")
     (tmp_path / "other" / "tech").mkdir(parents=True)
     shutil.copy(story, tmp_path / "other" / "tech" / "012.txt")
     service = build_service(Settings(index_dir=index), embedder)
@@ -93,5 +93,5 @@ def test_a_docstore_from_before_text_keys_gets_them_and_then_deduplicates(tmp_pa
     finally:
         service.close()
     with sqlite3.connect(index / "docstore.sqlite") as db:
-        assert db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()[0] == "3"
+        assert db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()[0] == "4"
     assert len(_stored(index)) == 1

@@ -97,6 +97,8 @@ def test_built_from_the_docstore_with_the_same_neighbours_as_flat_faiss(pair):
     Filters(since=date(2005, 2, 1)),
     Filters(since=date(2005, 1, 5), until=date(2005, 1, 20)),
     Filters(category="sport", source="Desk", until=date(2005, 2, 10)),
+    Filters(as_of=datetime(2005, 2, 10, tzinfo=UTC)),  # undated articles pass
+    Filters(window_start=datetime(2005, 1, 5, tzinfo=UTC), window_end=datetime(2005, 1, 20, tzinfo=UTC)),
 ])
 def test_filters_return_only_allowed_ids_and_enough_of_them(pair, filters):
     qdrant, faiss = pair

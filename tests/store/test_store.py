@@ -1,9 +1,11 @@
-"""The store on its own: real SQLite, real FAISS and BM25 files, vectors made up (no model needed)."""
+"""The store on its own: real SQLite or a real PostgreSQL server (each test runs on both), real
+FAISS and BM25 files, vectors made up (no model needed)."""
 
 from __future__ import annotations
 
 import dataclasses
 import sqlite3
+import uuid
 
 import numpy as np
 import pytest
@@ -15,6 +17,25 @@ from rag.store import Store
 from rag.types import Article
 
 DIM = 8
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def docstore_url(request) -> str | None:
+    """None for the SQLite file in the index folder, or a fresh database on the session's server."""
+    if request.param == "sqlite":
+        return None
+    return request.getfixturevalue("postgres").create_database(f"store_{uuid.uuid4().hex[:12]}")
+
+
+def _query(store: Store, sql: str) -> list[tuple]:
+    """Rows of `sql` read straight from the docstore's database, past the code under test."""
+    if store.docstore_url is None:
+        with sqlite3.connect(store.index_dir / "docstore.sqlite") as db:
+            return db.execute(sql).fetchall()
+    import psycopg
+
+    with psycopg.connect(store.docstore_url) as db:
+        return db.execute(sql).fetchall()
 
 
 def _put(store: Store, article: Article, seed: int = 0) -> list:
@@ -49,8 +70,8 @@ def _maps_agree(store: Store) -> bool:
             and indexes.chunk_articles == store.docstore.chunk_articles())
 
 
-def test_put_replace_delete_leave_no_stale_ids(tmp_path):
-    store = Store(tmp_path, "m", DIM)
+def test_put_replace_delete_leave_no_stale_ids(tmp_path, docstore_url):
+    store = Store(tmp_path, "m", DIM, docstore_url=docstore_url)
     _put(store, _article(1))
     _put(store, _article(2))
     before = _ids(store)
@@ -81,8 +102,8 @@ def test_put_replace_delete_leave_no_stale_ids(tmp_path):
     assert store.indexes().keywords.search("topic2", 10) == []
 
 
-def test_check_agrees_after_writes_and_names_a_disagreement(tmp_path):
-    store = Store(tmp_path, "m", DIM)
+def test_check_agrees_after_writes_and_names_a_disagreement(tmp_path, docstore_url):
+    store = Store(tmp_path, "m", DIM, docstore_url=docstore_url)
     _put(store, _article(1))
     _put(store, _article(2))
     report = store.check()
@@ -101,25 +122,24 @@ def test_check_agrees_after_writes_and_names_a_disagreement(tmp_path):
     assert store.check().problems == ("the map of chunks to articles disagrees with the docstore",)
 
 
-def test_restart_loads_the_persisted_index(tmp_path):
-    store = Store(tmp_path, "m", DIM)
+def test_restart_loads_the_persisted_index(tmp_path, docstore_url):
+    store = Store(tmp_path, "m", DIM, docstore_url=docstore_url)
     _put(store, _article(1))
     generation, ids = store.indexes().generation, _ids(store)
     store.close()
-    again = Store(tmp_path, "m", DIM)
+    again = Store(tmp_path, "m", DIM, docstore_url=docstore_url)
     assert again.load_problem is None
     assert again.indexes().generation == generation
     assert _ids(again) == ids
 
 
-def test_each_sentence_maps_to_every_chunk_that_holds_it(tmp_path):
-    store = Store(tmp_path, "m", DIM)
+def test_each_sentence_maps_to_every_chunk_that_holds_it(tmp_path, docstore_url):
+    store = Store(tmp_path, "m", DIM, docstore_url=docstore_url)
     for i in range(3):
         _put(store, _article(i, words="and a longer tail of words " * i))
     _put(store, Article(id="short", title="Short", text=" ".join(f"Rain {j}." for j in range(60))))
-    db = sqlite3.connect(tmp_path / "docstore.sqlite")
-    sentences = db.execute("SELECT rowid, article_id, start, end FROM sentences WHERE vector IS NOT NULL").fetchall()
-    chunks = db.execute("SELECT rowid, article_id, start, end FROM chunks").fetchall()
+    sentences = _query(store, 'SELECT rowid, article_id, start, "end" FROM sentences WHERE vector IS NOT NULL')
+    chunks = _query(store, 'SELECT rowid, article_id, start, "end" FROM chunks')
     expected = {s: tuple(sorted(c for c, ca, cs, ce in chunks if ca == a and cs <= start and end <= ce))
                 for s, a, start, end in sentences}
     assert any(len(held) == 2 for held in expected.values())  # the chunks overlap
@@ -128,14 +148,14 @@ def test_each_sentence_maps_to_every_chunk_that_holds_it(tmp_path):
     assert store.docstore.sentence_chunks(some) == {s: expected[s] for s in some}
 
 
-def test_an_article_without_a_keyword_is_stored_searched_and_deleted(tmp_path):
+def test_an_article_without_a_keyword_is_stored_searched_and_deleted(tmp_path, docstore_url):
     """"A. B. C." leaves BM25 no word to index: the index publishes without one, rather than
     failing every later publish (and so every read) with the article already committed."""
-    store = Store(tmp_path, "m", DIM)
+    store = Store(tmp_path, "m", DIM, docstore_url=docstore_url)
     _put(store, Article(id="bare", title="", text="A. B. C."))
     assert store.check().problems == () and store.indexes().keywords.search("anything", 5) == []
     store.close()
-    again = Store(tmp_path, "m", DIM)
+    again = Store(tmp_path, "m", DIM, docstore_url=docstore_url)
     assert again.load_problem is None and len(again.indexes().keywords) == 1  # its one chunk
     _put(again, _article(1))
     assert again.indexes().keywords.search("topic1", 5)
@@ -145,44 +165,44 @@ def test_an_article_without_a_keyword_is_stored_searched_and_deleted(tmp_path):
     assert again.check().problems == ()
 
 
-def test_corrupt_index_file_is_detected_and_rebuilt(tmp_path):
-    store = Store(tmp_path, "m", DIM)
+def test_corrupt_index_file_is_detected_and_rebuilt(tmp_path, docstore_url):
+    store = Store(tmp_path, "m", DIM, docstore_url=docstore_url)
     _put(store, _article(1))
     ids = _ids(store)
     store.close()
     faiss_file = max(tmp_path.glob("derived/gen-*/vectors.faiss"))  # the current one
     faiss_file.write_bytes(faiss_file.read_bytes()[:100])  # truncated
-    again = Store(tmp_path, "m", DIM)
+    again = Store(tmp_path, "m", DIM, docstore_url=docstore_url)
     assert "checksum" in again.load_problem
     assert _ids(again) == ids
 
 
-def test_index_behind_the_docstore_is_caught_up(tmp_path):
+def test_index_behind_the_docstore_is_caught_up(tmp_path, docstore_url):
     """A writer that died after committing articles but before publishing the indexes."""
-    store = Store(tmp_path, "m", DIM)
+    store = Store(tmp_path, "m", DIM, docstore_url=docstore_url)
     _put(store, _article(1))
     chunks = Chunker(budget=40, overlap=8).chunk(_article(2))
     with store.writer():
         store.docstore.put([embedded(_article(2), chunks,
                                      np.ones((len(sentences_of(chunks)), DIM), dtype=np.float32) / np.sqrt(DIM))])
     store.close()
-    again = Store(tmp_path, "m", DIM)
+    again = Store(tmp_path, "m", DIM, docstore_url=docstore_url)
     assert "generation" in again.load_problem
     assert _ids(again) == _docstore_ids(again)
     assert again.indexes().generation == again.docstore.generation()
 
 
-def test_another_model_is_refused_with_a_clear_error(tmp_path):
-    Store(tmp_path, "model-a", DIM).close()
+def test_another_model_is_refused_with_a_clear_error(tmp_path, docstore_url):
+    Store(tmp_path, "model-a", DIM, docstore_url=docstore_url).close()
     with pytest.raises(IndexMismatch, match="model-a"):
-        Store(tmp_path, "model-b", DIM)
+        Store(tmp_path, "model-b", DIM, docstore_url=docstore_url)
     with pytest.raises(IndexMismatch, match="dimensions"):
-        Store(tmp_path, "model-a", DIM * 2)
+        Store(tmp_path, "model-a", DIM * 2, docstore_url=docstore_url)
 
 
-def test_one_writer_at_a_time_and_readers_follow_other_writers(tmp_path):
-    writer = Store(tmp_path, "m", DIM)
-    reader = Store(tmp_path, "m", DIM)  # as a server would, in another process
+def test_one_writer_at_a_time_and_readers_follow_other_writers(tmp_path, docstore_url):
+    writer = Store(tmp_path, "m", DIM, docstore_url=docstore_url)
+    reader = Store(tmp_path, "m", DIM, docstore_url=docstore_url)  # as a server would, in another process
     with writer.writer(), pytest.raises(WriterBusy), reader.writer(timeout=0.2):
         pass
     _put(writer, _article(3))

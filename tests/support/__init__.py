@@ -1,2 +1,3 @@
 """What several test modules share: paths to the data, servers on loopback, peers that speak
-other protocols, a terminal to run `rag` on."""
+other protocols, a terminal to run `rag` on, a real PostgreSQL server, and hosts made of
+network namespaces."""

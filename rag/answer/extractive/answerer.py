@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
+from datetime import datetime
+from typing import ClassVar
 
 import numpy as np
 
@@ -13,7 +15,12 @@ from rag.answer.extractive import features as F
 from rag.answer.extractive.asked import CURRENCY, MONEY, Asked, asked, shape_ok
 from rag.answer.extractive.asked import bag as asked_bag
 from rag.answer.extractive.candidates import Sentence, nearest_typed_span, sentences
-from rag.answer.extractive.confidence import CONFIDENT, Calibration, confidence_row, load_calibration
+from rag.answer.extractive.confidence import (
+    CONFIDENT,
+    Calibration,
+    confidence_row,
+    load_calibration,
+)
 from rag.answer.extractive.model import AnswererModel, load_model, sigmoid
 from rag.answer.extractive.questions import QuestionInfo, question_info
 from rag.embedding import Embedder
@@ -77,6 +84,7 @@ class ExtractiveAnswerer:
     min_cosine: float = 0.30  # below this the best sentence is about something else
     min_overlap: float = 0.25  # share of the question's (IDF-weighted) terms the sentence holds
     backend: str = "extractive"
+    reads_dates: ClassVar[bool] = False  # the service dates its answers (`rag.answer.dated`)
     model: AnswererModel | None = None
     abstention: str = "rules"  # with a model: "rules" (the thresholds above) or "learned" (its decision)
     calibration: Calibration | None = None  # turns the decision into P(short answer right)
@@ -92,7 +100,8 @@ class ExtractiveAnswerer:
         return cls(embedder, pieces, model=load_model(setting), abstention=abstention,
                    calibration=load_calibration())
 
-    def answer(self, question: str, passages: list[Passage]) -> Answer:
+    def answer(self, question: str, passages: list[Passage], as_of: datetime | None = None) -> Answer:
+        """`as_of` is not read: the service dates an extractive answer (`reads_dates` is False)."""
         if not passages:
             return self._abstain("No article in the index matches; nothing to answer from.")
         if self.model is not None:
@@ -113,7 +122,8 @@ class ExtractiveAnswerer:
         extract = _extract(span_text, candidate.text, min(1.0, max(0.0, best.score)))
         return _answer(extract, citation, self.backend)
 
-    def stream(self, question: str, passages: list[Passage]) -> Iterator[str | Answer]:
+    def stream(self, question: str, passages: list[Passage],
+               as_of: datetime | None = None) -> Iterator[str | Answer]:
         """The answer at once: an extractive answer is not written word by word."""
         yield self.answer(question, passages)
 
@@ -279,7 +289,8 @@ def _citation(sentence: Sentence, score: float) -> Citation:
     return Citation(
         n=1, article_id=sentence.passage.article_id, title=sentence.passage.title,
         chunk_id=sentence.passage.chunk_id, quote=sentence.text, start=sentence.span.start,
-        end=sentence.span.end, score=round(score, 4),
+        end=sentence.span.end, score=round(score, 4), published_at=sentence.passage.published_at,
+        date_source=sentence.passage.date_source,
     )
 
 

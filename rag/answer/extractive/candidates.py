@@ -19,15 +19,33 @@ DATE = re.compile(
     rf"|{_MONTHS}\s+\d{{4}}|(?:early |late |mid-)?(?:1[0-9]|20)\d{{2}}s?|\d{{1,2}}(?:st|nd|rd|th) century"
     rf"|{_WEEKDAYS}|(?:last|next|this) (?:week|month|year)|yesterday|today|tomorrow)\b"
 )
+# Wire copy writes "7-3/4 pct", "15.8 mln bpd", "100 dlrs": fractions and the agencies' units too.
 NUMBER = re.compile(
-    r"(?:[$£€¥]\s?)?\b\d[\d,]*(?:\.\d+)?(?:\s?(?:%|per ?cent|bn|m|million|billion|trillion|thousand|"
-    r"hundred|km|miles|kg|tonnes|years?|months?|days?|hours?|minutes?|people|times))?\b%?"
+    r"(?:[$£€¥]\s?)?\b\d[\d,]*(?:\.\d+)?(?:-\d/\d\d?)?(?:\s?(?:%|per ?cent|pct|bn|m|mln|million|billion|"
+    r"trillion|thousand|hundred|km|miles|kg|tonnes|years?|months?|days?|hours?|minutes?|people|times|dlrs?|cts|"
+    r"stg|bpd|barrels|shares|ships)(?:\s(?:dlrs?|stg|bpd|barrels|tonnes|shares|yen|marks))?)?\b%?"
     r"|\b(?:one|two|three|four|five|six|seven|eight|nine|ten|\d+) in (?:every )?(?:\d+|two|three|four|five|six|"
     r"seven|eight|nine|ten|a hundred|a thousand)\b"  # "one in 10 adult Americans"
     r"|\b(?:one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|twenty|thirty|forty|fifty|"
-    r"hundred|thousand|dozens?|hundreds|thousands|millions)(?:\s(?:million|billion|thousand|hundred))?\b",
+    r"hundred|thousand|dozens?|hundreds|thousands|millions)(?:\s(?:million|billion|thousand|hundred|mln|bln)"
+    r"(?:\s(?:dlrs?|shares|barrels|tonnes))?)?\b",
     re.IGNORECASE,
 )
+# "What did ANZ cut its prime rate to?": the figure after "to" (not the one after "from"); a rate,
+# or a rise or cut, is a percentage ("275 pct", not "40,000 seamen"); a price asked ("offer per
+# share", "how much did it pay") is an amount of money, per share if asked so.
+_ASKS_TO = re.compile(r"\bto\s*\??\s*$", re.IGNORECASE)
+_ASKS_SHARE = re.compile(r"\b(?:rates?|increase|rise|raise|cut|hike|reduction|percentage|pct|per ?cent)\b",
+                         re.IGNORECASE)
+_ASKS_MONEY = re.compile(r"\b(?:per (?:[\w.-]+ )?share|offer|bid|pay|paid|cost|price|worth|sell for|sold for)\b",
+                         re.IGNORECASE)
+_ASKS_FROM = re.compile(r"\bfrom\b|\bbefore\b|\bprevious|\bold\b", re.IGNORECASE)
+_BEFORE_TO = re.compile(r"\b(?:to|at)\s+$", re.IGNORECASE)
+_BEFORE_FROM = re.compile(r"\bfrom\s+$", re.IGNORECASE)
+_PERCENT = re.compile(r"%|\bpct\b|\bper ?cent\b", re.IGNORECASE)
+_PER_SHARE = re.compile(r"\bper (?:[\w.-]+ )?share\b|\ba share\b", re.IGNORECASE)
+_PER_SHARE_AFTER = re.compile(r"[\s-]*(?:cash\s+)?(?:a|per)[\s-]+share\b", re.IGNORECASE)  # "100 dlr-per-share"
+_MONEY = re.compile(r"[$£€¥]|\b(?:dlrs?|cts|stg|yen|marks|francs|pounds|dollars|euros?)\b", re.IGNORECASE)
 
 @dataclass(frozen=True, slots=True)
 class Sentence:
@@ -91,6 +109,16 @@ def nearest_typed_span(question: QuestionInfo, sentence: str) -> tuple[int, int]
     kind = question.kind
     asked = set(question.terms)
     anchors = [m.start() for m in re.finditer(r"[A-Za-z0-9]+", sentence) if m.group().lower() in asked]
+    number = kind == "number"
+    if number:
+        # The question's words as they end, plurals too ("loan" in "reference rate for loans to 15.75
+        # pct"): a figure follows the words it measures.
+        ends = [m.end() for m in re.finditer(r"[A-Za-z0-9]+", sentence)
+                if m.group().lower() in asked or m.group().lower().removesuffix("s") in asked]
+    wants_to = number and _ASKS_TO.search(question.text) is not None
+    wants_share = number and _ASKS_SHARE.search(question.text) is not None
+    wants_money = number and _ASKS_MONEY.search(question.text) is not None
+    old_too = _ASKS_FROM.search(question.text) is not None
     best: tuple[float, tuple[int, int]] | None = None
     for start, end in candidate_spans(sentence, kind):
         span_words = words(sentence[start:end])
@@ -101,6 +129,18 @@ def nearest_typed_span(question: QuestionInfo, sentence: str) -> tuple[int, int]
             continue  # the question's own words are not its answer
         # Near the question's words, and not repeating them (in characters, as distance is).
         cost = min((min(abs(a - start), abs(a - end)) for a in anchors), default=0) + 100 * echoed
+        if number and ends:
+            cost = min(cost, min((start - e for e in ends if e <= start), default=cost))
+        if wants_to and _BEFORE_TO.search(sentence[:start]):
+            cost -= 60
+        if number and not old_too and _BEFORE_FROM.search(sentence[:start]):
+            cost += 30  # "raised it to 110 dlrs from 100 dlrs": the figure after "from" is the old one
+        if wants_share and _PERCENT.search(sentence[start:end]):
+            cost -= 40
+        if wants_money and _MONEY.search(sentence[start:end]):
+            cost -= 40
+            if _PER_SHARE.search(question.text) and _PER_SHARE_AFTER.match(sentence[end:]):
+                cost -= 30  # "100 dlrs a share", not the 2.2 billion dlrs the offer comes to
         if best is None or cost < best[0]:
             best = (cost, (start, end))
     return best[1] if best else None

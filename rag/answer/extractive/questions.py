@@ -28,10 +28,22 @@ class QuestionType:
     kind: str  # "date", "number", "name", "place", "other"
 
 
+# News questions about figures that change ask for a number as "what rate" does, though worded
+# otherwise: "What is Citibank's prime rate?", "what was the top accepted rate of discount", "what did
+# ANZ cut its prime rate to?", "what pay increase were they seeking?", "what is their offer per share?"
+# (the learned span scorer otherwise picks "effective immediately" beside "7-3/4 pct").
+_VALUE = r"(?:rates?|prices?|ceiling|yield|level|quota|target)"
+_VALUE_OF = re.compile(
+    rf"\bwhat (?:is|was|are|were|will be|has been) (?:[\w.&'’-]+ ){{0,5}}?{_VALUE}\b"
+    rf"|\bwhat (?:did|has|have|had|will|does|do) .*\b{_VALUE}\b.* to\??$"
+    r"|\bwhat (?:[\w-]+ )?(?:increase|rise|raise|cut|hike|reduction)\b"
+    r"|\b(?:offer|bid|paid|pay|price)\w* per (?:[\w.-]+ )?share\b")
+
+
 def question_type(question: str) -> QuestionType:
     q = question.lower().strip()
     if re.search(r"\b(how (?:many|much|long|old|far|big|large|tall|often)|what (?:percentage|proportion|"
-                 r"number|amount|share|price|rate|level)|how much)\b", q):
+                 r"number|amount|share|price|rate|level)|how much)\b", q) or _VALUE_OF.search(q):
         return QuestionType("number")
     # "What was the average house price …?", "What is the new target …?" ask for an amount too.
     if re.search(r"^what (?:is|was|were|are|will be) the (?:\w+ ){0,2}(?:price|cost|number|rate|level|figure|"

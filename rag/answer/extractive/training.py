@@ -216,7 +216,7 @@ def calibrate_confidence(examples: Sequence[Example], k: int, answerer: Extracti
             predicted[inside] = 1 / (1 + np.exp(-scorer.score(rows[inside])))
     table, ece = reliability(predicted, right)
     answered_table, answered_ece = reliability(predicted[answered], right[answered])
-    report = {"folds": k, "decisions": int(len(rows)), "answered": int(answered.sum()),
+    report = {"folds": k, "decisions": len(rows), "answered": int(answered.sum()),
               "right": float(right.mean()), "ece": round(ece, 4), "reliability": table,
               "answered_right": float(right[answered].mean()) if answered.any() else 0.0,
               "answered_ece": round(answered_ece, 4), "answered_reliability": answered_table}

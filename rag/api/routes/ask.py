@@ -11,7 +11,14 @@ from fastapi.responses import StreamingResponse
 
 from rag.api.auth import ERROR_RESPONSES, READ
 from rag.api.deps import ServiceDep
-from rag.api.schemas import AskRequest, AskResponse, SearchRequest, SearchResponse, SearchResult
+from rag.api.schemas import (
+    AskRequest,
+    AskResponse,
+    SearchRequest,
+    SearchResponse,
+    SearchResult,
+    TimeWindowModel,
+)
 from rag.types import Answer
 
 router = APIRouter(tags=["ask"])
@@ -25,8 +32,8 @@ def ask(body: AskRequest, service: ServiceDep) -> AskResponse | StreamingRespons
     # A sync route runs in the thread pool, as does a sync stream's iteration: a slow LLM never
     # blocks the event loop.
     if not body.stream:
-        return AskResponse.of(service.ask(body.question, body.top_k, body.to_filters()))
-    events = service.ask_stream(body.question, body.top_k, body.to_filters())
+        return AskResponse.of(service.ask(body.question, body.top_k, body.to_filters(), body.as_of))
+    events = service.ask_stream(body.question, body.top_k, body.to_filters(), body.as_of)
     return StreamingResponse(_sse(events), media_type="text/event-stream",
                              headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
 
@@ -42,5 +49,6 @@ def _sse(events: Iterator[str | Answer]) -> Iterator[str]:
 
 @router.post("/search", response_model=SearchResponse, dependencies=READ, responses=ERROR_RESPONSES)
 def search(body: SearchRequest, service: ServiceDep) -> SearchResponse:
-    passages = service.search(body.query, body.top_k, body.to_filters())
-    return SearchResponse(results=[SearchResult.of(p) for p in passages])
+    passages, timed = service.search_when(body.query, body.top_k, body.to_filters(), body.as_of)
+    return SearchResponse(results=[SearchResult.of(p) for p in passages], as_of=timed.as_of,
+                          time_window=TimeWindowModel.of(timed.window))

@@ -17,7 +17,7 @@ router = APIRouter(tags=["briefings"], dependencies=READ, responses=ERROR_RESPON
              responses={200: {"content": {"text/markdown": {}},
                               "description": "JSON, or Markdown with `format: md`"}})
 def create_briefing(body: BriefRequest, service: ServiceDep) -> BriefResponse | Response:
-    briefing = service.brief(body.topic, body.to_filters(), body.max_articles)
+    briefing = service.brief(body.topic, body.to_filters(), body.max_articles, as_of=body.as_of)
     if body.format == "md":
         return Response(to_markdown(briefing), media_type="text/markdown; charset=utf-8")
     return BriefResponse.of(briefing)

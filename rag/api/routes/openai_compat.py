@@ -10,15 +10,24 @@ import re
 import time
 import uuid
 from collections.abc import Iterator
+from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import StreamingResponse
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from rag.api.auth import ERROR_RESPONSES, READ
 from rag.api.deps import ServiceDep
-from rag.api.schemas import CitationModel, FiltersModel
+from rag.api.schemas import (
+    AS_OF_DESCRIPTION,
+    CitationModel,
+    FiltersModel,
+    StrictBool,
+    StrictInt,
+    TimeWindowModel,
+    check_as_of,
+)
 from rag.chat import ChatReply, Turn
 from rag.config import Settings
 from rag.errors import InvalidInput
@@ -74,9 +83,12 @@ class ChatCompletionRequest(BaseModel):
 
     model: str = Field(..., max_length=200)
     messages: list[ChatMessage] = Field(..., min_length=1, max_length=200)
-    stream: bool = False
-    top_k: int | None = Field(None, ge=1, le=50, description="Extension: passages to draw on")
+    stream: StrictBool = False
+    top_k: StrictInt | None = Field(None, ge=1, le=50, description="Extension: passages to draw on")
     filters: FiltersModel | None = Field(None, description="Extension: metadata filters, as in /ask")
+    as_of: str | None = Field(None, max_length=40, description="Extension: " + AS_OF_DESCRIPTION)
+
+    _check_as_of = field_validator("as_of")(check_as_of)
 
     def turns(self) -> list[Turn]:
         out = []
@@ -103,6 +115,8 @@ class RagInfo(BaseModel):
     rewriter: str
     abstained: bool
     backend: str
+    as_of: datetime | None = None
+    time_window: TimeWindowModel | None = None
 
 
 class AssistantMessage(BaseModel):
@@ -146,7 +160,8 @@ def chat_completions(body: ChatCompletionRequest, service: ServiceDep,
     if body.model not in models:
         raise InvalidInput(f"model {body.model!r} is not served here; GET /v1/models lists "
                            + " and ".join(repr(m) for m in models))
-    reply = service.chat(body.turns(), body.top_k, body.filters.to_filters() if body.filters else NO_FILTERS)
+    reply = service.chat(body.turns(), body.top_k, body.filters.to_filters() if body.filters else NO_FILTERS,
+                         as_of=body.as_of)
     completion = completion_of(reply, body.model, body)
     if body.stream:
         return StreamingResponse(stream_of(completion), media_type="text/event-stream",
@@ -176,7 +191,8 @@ def completion_of(reply: ChatReply, model: str, body: ChatCompletionRequest) -> 
         usage=Usage(prompt_tokens=prompt, completion_tokens=_words(content), total_tokens=prompt + _words(content)),
         citations=[CitationModel.of(c) for c in reply.answer.citations],
         rag=RagInfo(standalone_question=reply.standalone, rewriter=reply.rewriter,
-                    abstained=reply.answer.abstained, backend=reply.answer.backend),
+                    abstained=reply.answer.abstained, backend=reply.answer.backend, as_of=reply.answer.as_of,
+                    time_window=TimeWindowModel.of(reply.answer.time_window)),
     )
 
 
@@ -195,6 +211,6 @@ def stream_of(completion: ChatCompletion) -> Iterator[str]:
     pieces = re.findall(r"\S+\s*|\s+", completion.choices[0].message.content)
     for start in range(0, len(pieces), STREAM_WORDS):
         yield event({"content": "".join(pieces[start : start + STREAM_WORDS])})
-    yield event({}, "stop", citations=[c.model_dump() for c in completion.citations],
-                rag=completion.rag.model_dump(), usage=completion.usage.model_dump())
+    yield event({}, "stop", citations=[c.model_dump(mode="json") for c in completion.citations],
+                rag=completion.rag.model_dump(mode="json"), usage=completion.usage.model_dump())
     yield "data: [DONE]\n\n"
