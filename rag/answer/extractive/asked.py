@@ -44,6 +44,30 @@ CURRENCY = re.compile(r"[$£€¥]|\b(?:dollars?|pounds?|euros?|yen)\b", re.IGNO
 _TITLES = frozenset(["mr", "mrs", "ms", "dr", "sir", "lord", "lady", "dame", "miss", "prof"])
 
 
+# News tells one deed in several verbs: "Million Dollar Baby beat The Aviator to the top awards"
+# says which film won. A deed asked about is told by any verb of its family.
+_DEED_FAMILIES = [
+    ["win", "won", "beat", "victory", "triumph", "scoop", "clinch", "claim", "take", "took"],
+    ["defeat", "beat", "knock", "dispatch", "oust", "eliminate", "overcome", "edge"],
+    ["buy", "bought", "acquire", "purchase", "takeover", "snap"],
+    ["sell", "sold", "offload", "dispose"],
+    ["sue", "lawsuit", "legal", "court"],
+    ["say", "said", "tell", "told", "claim", "insist", "argue", "warn"],
+    ["appoint", "name", "hire", "choose", "chose", "pick", "select"],
+    ["resign", "quit", "step", "leave", "left"],
+]
+DEED_FAMILIES: dict[str, frozenset[str]] = {}
+for _family in _DEED_FAMILIES:
+    _stems = frozenset(stem(w) for w in _family)
+    for _member in _stems:
+        DEED_FAMILIES[_member] = DEED_FAMILIES.get(_member, frozenset()) | _stems
+
+
+def tells_deed(deed: frozenset[str], words: set[str]) -> bool:
+    """Whether `words` (a `bag`) tell each deed, in its own verb or one of its family."""
+    return all(words & DEED_FAMILIES.get(d, frozenset({d})) for d in deed)
+
+
 @dataclass(frozen=True, slots=True)
 class Asked:
     counted: frozenset[str]  # stems one of which the sentence must hold ("how many copies" → copi)

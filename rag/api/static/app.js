@@ -206,6 +206,20 @@ function withoutPhrase(question, phrase) {
   return (question.slice(0, at) + question.slice(at + phrase.length)).replace(/\s+/g, " ").replace(/\s+([?.!,])/g, "$1").trim();
 }
 
+// An answer's text: the short answer the service marks as **…** inside its sentence (shown when
+// it is not sure of the short answer alone) in <strong>, [n] markers as links.
+function answerText(text, hrefOf, open) {
+  return text.split(/\*\*(.+?)\*\*/s).flatMap((part, i) =>
+    i % 2 ? [el("strong", { class: "short-answer" }, part)] : withCitationLinks(part, hrefOf, open));
+}
+
+// How sure the service is of the short answer, in words a reader can act on.
+function confidenceNote(extract) {
+  const percent = Math.round(extract.confidence * 100);
+  const doubt = extract.confidence >= 0.5 ? "" : ": check the sentence";
+  return `short answer “${extract.answer}”, ${percent}% likely right${doubt}`;
+}
+
 // Text with its [n] markers as links; `open(n)` is called when one is activated.
 function withCitationLinks(text, hrefOf, open) {
   const parts = [];
@@ -322,9 +336,10 @@ function renderTurn(turn, id) {
     }
   } else {
     answerBox.append(el("p", { class: "answer-text" },
-      withCitationLinks(a.answer, (n) => (byN.has(n) ? `#cite-${id}-${n}` : null), (n) => cite(byN.get(n)))));
+      answerText(a.answer, (n) => (byN.has(n) ? `#cite-${id}-${n}` : null), (n) => cite(byN.get(n)))));
   }
   const quiet = [`Answered by ${a.backend}`];
+  if (a.extract && !a.abstained) quiet.push(confidenceNote(a.extract));
   if (a.fallback_reason) quiet.push(`fallback: ${a.fallback_reason}`);
   if (a.standalone && a.standalone !== turn.question) quiet.push(`read as “${a.standalone}”`);
   if (turn.filters && Object.keys(turn.filters).length) {
