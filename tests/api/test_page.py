@@ -180,6 +180,28 @@ def test_ask_streams_an_answer_whose_citation_opens_the_quoted_passage(page, ope
 
 
 
+def test_an_answer_shows_its_sentence_with_the_short_answer_marked_and_how_likely_it_is_right(page, open_server,
+                                                                                             artifacts):
+    expected = open_server.post("/ask", json={"question": VETO}).json()
+    extract = expected["extract"]
+    sentence, short = extract["sentence"], extract["answer"]
+    assert sentence[extract["start"]:extract["end"]] == short and expected["citations"][0]["quote"] == sentence
+    turn = ask(page, VETO)
+    text = turn.locator(".answer-text")
+    percent = int(extract["confidence"] * 100 + 0.5)  # as Math.round rounds halves
+    expect(turn.locator(".meta")).to_contain_text(f"short answer “{short}”, {percent}% likely right")
+    if extract["confidence"] < 0.5:  # not sure of the fragment: the whole sentence, the fragment in it
+        # (a dated answer says first when its evidence was true: "As of 12 March 2024: …")
+        expect(text).to_have_text(re.compile(rf"^(As of [^:]+: )?“{re.escape(sentence)}” \[1\]$"))
+        expect(text.locator("strong.short-answer")).to_have_text(short)
+        expect(turn.locator(".meta")).to_contain_text("check the sentence")
+    else:
+        expect(text).to_have_text(re.compile(rf"^(As of [^:]+: )?{re.escape(short)} \[1\]$"))
+        expect(text.locator("strong")).to_have_count(0)
+    page.screenshot(path=artifacts / "ask-marked-sentence.png")
+    assert not axe(page, "answer with its sentence marked")
+
+
 def test_copy_with_sources_puts_markdown_with_title_date_url_and_quote_on_the_clipboard(page, open_server):
     turn = ask(page, PSP, with_enter=False)
     turn.get_by_role("button", name="Copy with sources").click()

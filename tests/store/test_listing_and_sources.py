@@ -140,3 +140,23 @@ def test_source_items_are_upserted_and_forgotten_with_their_source(docstore):
     assert docstore.source_items("s2") == {"https://x/1": SourceItem("https://x/1", "other")}
     with pytest.raises(SourceNotFound, match="'s1'"):
         docstore.remove_source("s1")
+
+
+def test_articles_mentioning_a_term_are_found_inside_the_filters_any_case(docstore):
+    """What a refusal checks before it says a term is missing: every article, not the passages read."""
+    _put(docstore, *ARTICLES)
+    assert sorted(row[0] for row in docstore.mentioning("RATES", Filters())) == ["a1", "a3"]
+    assert [row[0] for row in docstore.mentioning("rates", Filters(source="daily"))] == ["a3"]
+    assert [row[:2] for row in docstore.mentioning("said later", Filters(category="sport"))] == [("a2", "Élan wins the cup")]
+    assert docstore.mentioning("50%", Filters()) == [("a1", ARTICLES[0].title, ARTICLES[0].text)]
+    assert docstore.mentioning("5_%", Filters()) == []  # LIKE's wildcards are matched as themselves
+    assert docstore.mentioning("quellan", Filters()) == []
+    assert len(docstore.mentioning("happened", Filters(), limit=2)) == 2
+
+
+def test_the_holder_of_a_text_is_found_whatever_its_id(docstore):
+    _put(docstore, *ARTICLES[:2])
+    copy = dataclasses.replace(ARTICLES[0], id="z9", title=ARTICLES[0].title.upper(), source="other")
+    assert copy.text_key == ARTICLES[0].text_key  # case and spacing aside, and only title and text
+    assert docstore.holders([copy.text_key, ARTICLES[1].text_key, "absent"]) == {
+        copy.text_key: "a1", ARTICLES[1].text_key: "a2"}
