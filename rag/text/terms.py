@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 import re
+import unicodedata
 from collections.abc import Container, Iterable, Mapping, Sequence
 from functools import cache, lru_cache
 
@@ -57,7 +58,14 @@ def key_pattern(key: str) -> re.Pattern[str]:
 
 
 def has_key(key: str, lowered_text: str) -> bool:
-    return key_pattern(key).search(lowered_text) is not None
+    """Accents aside: a question typed "Beausejour" asks about the "Beauséjour" of the text."""
+    return key_pattern(without_accents(key)).search(without_accents(lowered_text)) is not None
+
+
+def without_accents(text: str) -> str:
+    if text.isascii():
+        return text
+    return "".join(ch for ch in unicodedata.normalize("NFKD", text) if not unicodedata.combining(ch))
 
 
 @cache

@@ -47,25 +47,49 @@ _TITLES = frozenset(["mr", "mrs", "ms", "dr", "sir", "lord", "lady", "dame", "mi
 # News tells one deed in several verbs: "Million Dollar Baby beat The Aviator to the top awards"
 # says which film won. A deed asked about is told by any verb of its family.
 _DEED_FAMILIES = [
-    ["win", "won", "beat", "victory", "triumph", "scoop", "clinch", "claim", "take", "took"],
+    ["win", "beat", "victory", "triumph", "scoop", "clinch", "claim", "take"],
     ["defeat", "beat", "knock", "dispatch", "oust", "eliminate", "overcome", "edge"],
-    ["buy", "bought", "acquire", "purchase", "takeover", "snap"],
-    ["sell", "sold", "offload", "dispose"],
+    ["buy", "acquire", "purchase", "takeover", "snap"],
+    ["sell", "offload", "dispose"],
     ["sue", "lawsuit", "legal", "court"],
-    ["say", "said", "tell", "told", "claim", "insist", "argue", "warn"],
-    ["appoint", "name", "hire", "choose", "chose", "pick", "select"],
-    ["resign", "quit", "step", "leave", "left"],
+    ["say", "tell", "claim", "insist", "argue", "warn"],
+    ["appoint", "name", "hire", "choose", "pick", "select"],
+    ["resign", "quit", "step", "leave"],
 ]
+# Irregular verbs, which no stemmer joins to their base ("the government gave land" tells who
+# "was given land"): past and participle → base.
+_IRREGULAR = {
+    "give": "gave given", "take": "took taken", "win": "won", "sell": "sold", "buy": "bought", "lead": "led",
+    "tell": "told", "say": "said", "make": "made", "begin": "began begun", "go": "went gone", "come": "came",
+    "run": "ran", "hold": "held", "leave": "left", "meet": "met", "find": "found", "bring": "brought",
+    "keep": "kept", "lose": "lost", "pay": "paid", "see": "saw seen", "send": "sent", "spend": "spent",
+    "stand": "stood", "strike": "struck", "write": "wrote written", "choose": "chose chosen",
+    "break": "broke broken", "drive": "drove driven", "fall": "fell fallen", "fight": "fought",
+    "grow": "grew grown", "know": "knew known", "rise": "rose risen", "shoot": "shot", "throw": "threw thrown",
+    "build": "built", "catch": "caught", "draw": "drew drawn", "eat": "ate eaten", "feel": "felt",
+    "fly": "flew flown", "forget": "forgot forgotten", "freeze": "froze frozen", "hide": "hid hidden",
+    "lend": "lent", "ride": "rode ridden", "seek": "sought", "shake": "shook shaken", "sing": "sang sung",
+    "sink": "sank sunk", "speak": "spoke spoken", "steal": "stole stolen", "swear": "swore sworn",
+    "teach": "taught", "think": "thought", "wear": "wore worn", "withdraw": "withdrew withdrawn",
+    "overtake": "overtook overtaken", "undertake": "undertook undertaken", "arise": "arose arisen",
+    "bear": "bore born borne", "bite": "bit bitten", "blow": "blew blown", "deal": "dealt", "feed": "fed",
+    "flee": "fled", "forbid": "forbade forbidden", "forgive": "forgave forgiven", "hang": "hung",
+    "lay": "laid", "light": "lit", "mean": "meant", "overcome": "overcame", "sit": "sat", "sleep": "slept",
+    "slide": "slid", "spin": "spun", "spring": "sprang sprung", "sting": "stung", "strive": "strove striven",
+    "swim": "swam swum", "swing": "swung", "tear": "tore torn", "wake": "woke woken", "weep": "wept",
+}
+_BASE_OF = {stem(form): stem(base) for base, forms in _IRREGULAR.items() for form in forms.split()}
 DEED_FAMILIES: dict[str, frozenset[str]] = {}
 for _family in _DEED_FAMILIES:
-    _stems = frozenset(stem(w) for w in _family)
+    _stems = frozenset(_BASE_OF.get(stem(w), stem(w)) for w in _family)
     for _member in _stems:
         DEED_FAMILIES[_member] = DEED_FAMILIES.get(_member, frozenset()) | _stems
 
 
 def tells_deed(deed: frozenset[str], words: set[str]) -> bool:
-    """Whether `words` (a `bag`) tell each deed, in its own verb or one of its family."""
-    return all(words & DEED_FAMILIES.get(d, frozenset({d})) for d in deed)
+    """Whether `words` (a `bag`) tell each deed, in any form of its own verb or of one of its family."""
+    bases = {_BASE_OF.get(w, w) for w in words}
+    return all(bases & DEED_FAMILIES.get(_BASE_OF.get(d, d), frozenset({_BASE_OF.get(d, d)})) for d in deed)
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,8 +120,9 @@ def asked(question: str, kind: str) -> Asked:
         topic = {_stem_word(match.group(1))} - ANSWER_KINDS
     elif kind == "name" and (match := _WHO_ROLE.match(question)):
         rest = match.group(1)
-        # "Who is Bill Cosby's lawyer?" names a role; "Who is investigating …" a deed: not checked.
-        if not re.search(r"\b\w+(?:ing|ed)\b", rest):
+        # "Who is Bill Cosby's lawyer?" names a role; "Who is investigating …", "Who was given …" a
+        # deed: not checked.
+        if not re.search(r"\b\w+(?:ing|ed)\b", rest) and not any(stem(w) in _BASE_OF for w in rest.lower().split()):
             lower = [w for w in re.findall(r"\b[a-z][a-z-]+\b", rest) if w not in STOPWORDS]
             topic = {_stem_word(w) for w in lower} - ANSWER_KINDS
     deed: set[str] = set()
