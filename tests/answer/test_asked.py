@@ -6,9 +6,10 @@ from __future__ import annotations
 
 import pytest
 
-from rag.answer.extractive.asked import asked, shape_ok
+from rag.answer.extractive.asked import asked, bag, shape_ok, tells_deed
 from rag.config import Settings
 from rag.service import build_service
+from rag.text.terms import has_key
 from rag.types import Filters
 from tests.conftest import ingest_paths
 from tests.support.paths import BBC, BBC_SUBSET
@@ -23,10 +24,44 @@ from tests.support.paths import BBC, BBC_SUBSET
     ("Who is Bill Cosby's lawyer?", "name", set(), {"lawyer"}, set()),
     ("Who approved California's spyware law?", "name", set(), set(), {"approv"}),
     ("In which city was the hearing held?", "place", set(), set(), set()),
+    # "given" is a deed, not a role whose words the text must hold
+    ("Who was given land by the British government?", "name", set(), set(), {"given"}),
 ])
 def test_what_a_question_asks_about(question, kind, counted, topic, deed):
     about = asked(question, kind)
     assert (set(about.counted), set(about.topic), set(about.deed)) == (counted, topic, deed)
+
+
+def test_a_deed_is_told_in_any_form_of_its_verb_or_of_its_family():
+    won = asked("Which film won best picture at the Oscars?", "other").deed
+    assert tells_deed(won, bag("Million Dollar Baby beat The Aviator to the top awards at the Oscars."))
+    assert tells_deed(won, bag("The film wins the award."))
+    assert not tells_deed(won, bag("The film was nominated for best picture."))
+    given = asked("Who was given land by the British government?", "name").deed
+    assert tells_deed(given, bag("In 1749 the British government gave land to the Ohio Company of Virginia."))
+    knocked = asked("Who knocked Donald Young out of the San Jose Open?", "name").deed
+    assert tells_deed(knocked, bag("But the wildcard entry was dispatched by fellow American Robby Ginepri."))
+    assert not tells_deed(knocked, bag("Young shot to the top of the junior world rankings."))
+
+
+def test_key_terms_match_whatever_the_accents():
+    assert has_key("beausejour", "colonel monckton captured fort beauséjour in june 1755.")
+    assert has_key("beauséjour", "fort beausejour")
+    assert not has_key("beausejour", "fort william henry")
+
+
+def test_the_answer_in_the_sentence_after_the_question_restated(tmp_path, embedder):
+    """News restates the question, then answers it: "The US stock market regulator is
+    investigating Marsh…" / "The Securities and Exchange Commission has asked for information…"."""
+    service = build_service(Settings(index_dir=tmp_path / "index"), embedder)
+    try:
+        ingest_paths(service, [BBC / "business" / "265.txt", *BBC_SUBSET])
+        sec = service.ask("Which regulator is investigating Marsh & McLennan's shareholder transactions?")
+        assert not sec.abstained, sec.text
+        assert sec.extract.answer in ("Securities and Exchange Commission", "The Securities and Exchange Commission")
+        assert sec.extract.sentence.startswith("The Securities and Exchange Commission has asked")
+    finally:
+        service.close()
 
 
 def test_the_short_answer_has_the_shape_asked():
