@@ -29,7 +29,7 @@ class Trickler(threading.Thread):
         super().__init__(daemon=True)
         self.port = port
         self.headers = headers or {}
-        self.started_body = threading.Event()
+        self.started_body = threading.Event()  # or the server has already answered and closed
         self.response = b""
         self.closed_after: float | None = None  # seconds from the headers to the server's close
 
@@ -37,6 +37,12 @@ class Trickler(threading.Thread):
         head = "".join(f"{name}: {value}\r\n" for name, value in {
             "Host": "127.0.0.1", "Content-Type": "application/json", "Content-Length": str(BODY_BYTES),
             **self.headers}.items())
+        try:
+            self._trickle(head)
+        finally:  # cut off before its first byte, it must not keep `_start` waiting
+            self.started_body.set()
+
+    def _trickle(self, head: str) -> None:
         with socket.create_connection(("127.0.0.1", self.port)) as sock:
             sock.sendall(f"POST /ask HTTP/1.1\r\n{head}\r\n".encode())
             start = time.monotonic()

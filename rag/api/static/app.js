@@ -339,8 +339,8 @@ function renderTurn(turn, id) {
       answerText(a.answer, (n) => (byN.has(n) ? `#cite-${id}-${n}` : null), (n) => cite(byN.get(n)))));
   }
   const quiet = [`Answered by ${a.backend}`];
-  if (a.extract && !a.abstained) quiet.push(confidenceNote(a.extract));
   if (a.fallback_reason) quiet.push(`fallback: ${a.fallback_reason}`);
+  if (a.extract && !a.abstained) quiet.push(confidenceNote(a.extract));
   if (a.standalone && a.standalone !== turn.question) quiet.push(`read as “${a.standalone}”`);
   if (turn.filters && Object.keys(turn.filters).length) {
     quiet.push(`filters: ${Object.entries(turn.filters).map(([k, v]) => `${k} ${v}`).join(", ")}`);
