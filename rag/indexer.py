@@ -33,7 +33,7 @@ Progress = Callable[[int], None]  # called with how many more articles are done 
 EMBED_POOL = 1024
 
 
-def _no_progress(n: int) -> None:
+def no_progress(n: int) -> None:
     pass
 
 
@@ -45,7 +45,7 @@ class Indexer:
     batch_size: int = 256  # articles per docstore transaction; also what one embedding call sees
 
     def add(self, items: Iterable[Article | IngestFailure], lock_timeout: float | None = None,
-            progress: Progress = _no_progress) -> IngestReport:
+            progress: Progress = no_progress) -> IngestReport:
         """Ingest articles (failures from reading pass straight into the report). New and changed
         articles replace their stored chunks; unchanged ones (same content hash) are skipped.
         `progress` hears of every item as it is done (embedded, skipped or failed)."""
@@ -95,7 +95,7 @@ class Indexer:
             done += len(rows)
         return done
 
-    def _add_batch(self, articles: list[Article], report: IngestReport, progress: Progress = _no_progress) -> bool:
+    def _add_batch(self, articles: list[Article], report: IngestReport, progress: Progress = no_progress) -> bool:
         stored = self.store.docstore.content_hashes([a.id for a in articles])
         # One story, one copy: an article whose title and text another id already holds (stored,
         # or earlier in this batch) is not stored again, e.g. the seeds' BBC files met again in

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import TYPE_CHECKING
@@ -14,7 +14,7 @@ from rag.answer import Answerer
 from rag.answer.backends import build_backend
 from rag.answer.citations import SupportScorer
 from rag.answer.dated import latest_answer, stamped
-from rag.answer.extractive.answerer import ExtractiveAnswerer
+from rag.answer.extractive.answerer import ExtractiveAnswerer, why_not
 from rag.answer.llm import LLMAnswerer
 from rag.briefing.briefer import Briefer
 from rag.briefing.llm import MapReduce
@@ -27,13 +27,15 @@ from rag.embedding.cache import CachedEmbedder
 from rag.embedding.model import bundled_model_path
 from rag.embedding.wordpieces import WordPieceVectors
 from rag.errors import InvalidInput, WriterBusy
-from rag.indexer import Indexer
+from rag.indexer import Indexer, no_progress
+from rag.indexer import Progress as IngestProgress
 from rag.ingest.fetch import Fetcher, FetchPolicy
 from rag.ingest.fetch.crawl import Reader
 from rag.ingest.fetch.poller import BATCH, Poller, new_source
 from rag.retrieval import Retriever
 from rag.store import QdrantTarget, Store
 from rag.telemetry import Telemetry, TelemetryRelay, timed
+from rag.text.terms import key_pattern
 from rag.types import (
     NO_FILTERS,
     Answer,
@@ -210,13 +212,10 @@ class Service:
         return self.chats.reply(turns, top_k, filters, as_of)
 
     def ingest(self, items: Iterable[Article | IngestFailure], lock_timeout: float | None = None,
-               progress: Callable[[int], None] | None = None) -> IngestReport:
+               progress: IngestProgress = no_progress) -> IngestReport:
         """Store what is new or changed; `progress` hears how many more items are done."""
         started = time.perf_counter()
-        if progress is None:
-            report = self.indexer.add(items, lock_timeout=lock_timeout)
-        else:
-            report = self.indexer.add(items, lock_timeout=lock_timeout, progress=progress)
+        report = self.indexer.add(items, lock_timeout=lock_timeout, progress=progress)
         self.telemetry.ingested(report, time.perf_counter() - started)
         return report
 
@@ -290,9 +289,6 @@ class Service:
         what the refusal speaks of."""
         if not answer.abstained or not answer.missing:
             return answer
-        from rag.answer.extractive.answerer import why_not
-        from rag.text.terms import key_pattern
-
         absent = [term for term in answer.missing
                   if not any(key_pattern(term).search(f"{title}\n{text}".lower())
                              for _, title, text in self.store.docstore.mentioning(term, asking.filters))]
