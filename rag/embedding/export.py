@@ -90,9 +90,10 @@ def export_stem(folder: ModelFolder, precision: Precision) -> str:
 
     versions = {pkg: md.version(pkg) for pkg in ("torch", "transformers", "onnx", "onnxruntime")}
     runtime = {}
-    if precision == "bf16":  # the check holds for this OpenVINO and this CPU's bf16 support
+    if precision == "bf16":  # the check holds for this OpenVINO, this CPU's bf16 support and fp16 weights
         versions["openvino"] = md.version("openvino")
         runtime["native_bf16"] = openvino_has_native_bf16()
+        runtime["weights"] = "fp16"
     key = json.dumps({"weights": folder.weights_digest(), "precision": precision, "opset": OPSET, **runtime,
                       "export_version": EXPORT_VERSION,
                       "int8_block": INT8_BLOCK if precision == "int8" else None, "max_seq_length": folder.max_seq_length,

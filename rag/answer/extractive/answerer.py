@@ -25,7 +25,7 @@ from rag.answer.extractive.model import AnswererModel, load_model, sigmoid
 from rag.answer.extractive.questions import QuestionInfo, question_info
 from rag.embedding import Embedder
 from rag.embedding.wordpieces import WordPieceVectors, soft_overlaps
-from rag.text.terms import has_key, idf, weighted_overlap, words
+from rag.text.terms import idf, missing_keys, weighted_overlap, words
 from rag.types import Answer, Citation, Extract, Passage
 
 # Question forms answered by the typed regex span nearest the question's words rather than the
@@ -261,7 +261,7 @@ class ExtractiveAnswerer:
     @staticmethod
     def _missing_key_terms(question: QuestionInfo, passage: Passage) -> list[str]:
         haystack = f"{passage.title}\n{passage.text}".lower()
-        return [t for t in question.keys if not has_key(t, haystack)]
+        return missing_keys(question.keys, haystack)
 
     @staticmethod
     def _span(question: QuestionInfo, sentence: str) -> str | None:

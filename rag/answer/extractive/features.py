@@ -23,9 +23,9 @@ from rag.answer.extractive.questions import FORMS, QuestionInfo
 from rag.text.terms import (
     STOPWORDS,
     content_terms,
-    has_key,
     idf,
     key_pattern,
+    missing_keys,
     stem,
     stems,
     weighted_overlap,
@@ -268,7 +268,7 @@ def decision_features(question: QuestionInfo, cands: list[Sentence], sent_x: np.
     chosen = cands[best]
     every = "\n".join(dict.fromkeys(f"{c.passage.title}\n{c.passage.text}" for c in cands)).lower()
     keys = question.keys
-    missing_all = sum(not has_key(k, every) for k in keys)
+    missing_all = len(missing_keys(keys, every))
     all_stems = frozenset().union(*(passage_bag(c.passage) for c in cands))
     window_stems = window_bag(chosen) | bag(chosen.passage.title)
     n_terms = max(1, len(question.term_stems))
