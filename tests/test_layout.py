@@ -1,11 +1,13 @@
 """The package's shape, checked: no import cycles inside `rag/` (imports inside functions count;
 those under `if TYPE_CHECKING:` never run and do not), only the edges import `rag.api`, the CLI
-stays light to import, and every domain error has an HTTP status."""
+stays light to import, every domain error has an HTTP status, and
+importing `rag` keeps NumPy's BLAS to one thread."""
 
 from __future__ import annotations
 
 import ast
 import inspect
+import os
 import re
 import subprocess
 import sys
@@ -149,3 +151,12 @@ def test_every_package_says_its_job():
     assert len(packages) >= 9
     assert [str(p.relative_to(PACKAGE.parent)) for p in packages
             if not ast.get_docstring(ast.parse(p.read_text(encoding="utf-8")))] == []
+
+
+def test_blas_runs_on_one_thread_unless_the_user_says_otherwise():
+    probe = "import os, rag; print(os.environ['OPENBLAS_NUM_THREADS'])"
+    env = {k: v for k, v in os.environ.items() if k != "OPENBLAS_NUM_THREADS"}
+    ours = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True, check=True)
+    theirs = subprocess.run([sys.executable, "-c", probe], env=env | {"OPENBLAS_NUM_THREADS": "2"},
+                            capture_output=True, text=True, check=True)
+    assert (ours.stdout.strip(), theirs.stdout.strip()) == ("1", "2")
