@@ -334,7 +334,8 @@ def build_service(settings: Settings, embedder: Embedder | None = None,
             backend.llm, backend.name, support, extractive,
             timeout_s=settings.llm_timeout_s, retries=settings.llm_retries,
             context_tokens=settings.llm_context_tokens, retryable=backend.retryable,
-            not_retryable=backend.not_retryable, serialize=backend.serialize, telemetry=telemetry,
+            not_retryable=backend.not_retryable, serialize=backend.serialize, stops_on=backend.stops_on,
+            telemetry=telemetry,
         )
     indexer = Indexer(chunker, embedder, store, batch_size=settings.ingest_batch_size)
     try:  # an index from before sentence vectors gets them now, unless an ingest run is at it

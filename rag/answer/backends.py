@@ -4,6 +4,9 @@ Ollama, llama.cpp's server, a hosted API)."""
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass
 
 from rag.config import Settings
@@ -19,6 +22,9 @@ class Backend:
     retryable: tuple[type[BaseException], ...] = ()  # connection errors, worth a retry
     not_retryable: tuple[type[BaseException], ...] = ()  # subclasses of those that are not (timeouts)
     serialize: bool = False  # one call at a time (an in-process model)
+    # `with stops_on(event):` around a call makes the model itself stop generating once `event` is
+    # set (the answerer gave up on the call), rather than only when the caller next reads a chunk.
+    stops_on: Callable[[threading.Event], AbstractContextManager] = lambda event: nullcontext()
 
 
 def build_backend(settings: Settings) -> Backend | None:
@@ -54,6 +60,7 @@ def _llamacpp(settings: Settings) -> Backend:
     if path is None or not path.is_file():
         raise BadSettings(f"RAG_LLM_BACKEND=llamacpp needs RAG_LLM_MODEL_PATH to name a GGUF file, got {path}")
     try:
+        from llama_cpp import StoppingCriteriaList
         from llama_index.llms.llama_cpp import LlamaCPP
     except ImportError as error:
         raise BadSettings("RAG_LLM_BACKEND=llamacpp needs llama-cpp-python: pip install '.[llm]'") from error
@@ -64,12 +71,39 @@ def _llamacpp(settings: Settings) -> Backend:
     model_kwargs = {"n_ctx": n_ctx, "verbose": False}
     if settings.llm_threads:
         model_kwargs["n_threads"] = settings.llm_threads
+    stop = _StopWhenGivenUp()
     llm = LlamaCPP(
         model_path=str(path), temperature=0.0, max_new_tokens=settings.llm_max_answer_tokens,
-        context_window=n_ctx, model_kwargs=model_kwargs, generate_kwargs={}, verbose=False,
+        context_window=n_ctx, model_kwargs=model_kwargs, verbose=False,
+        # LlamaCPP passes these (not a call's own kwargs) to the model on every call.
+        generate_kwargs={"stopping_criteria": StoppingCriteriaList([stop])},
         messages_to_prompt=_chat_template(path), completion_to_prompt=lambda text: text,
     )
-    return Backend("llamacpp", llm, serialize=True)
+    return Backend("llamacpp", llm, serialize=True, stops_on=stop.on)
+
+
+class _StopWhenGivenUp:
+    """llama.cpp's stopping criterion, asked after every sampled token: true once the event of the
+    call under way is set. Checking between streamed chunks is not enough: llama-cpp-python holds
+    back text it cannot decode as UTF-8 yet, and a byte token that never completes a character (a
+    lone 0xFE) holds back the rest of the reply, so no chunk comes until `max_tokens` (and holding
+    back costs time cubic in the tokens: minutes for 2,000). Calls take turns on the one model, so
+    one event at a time is watched; the prompt's prefill is not interrupted."""
+
+    def __init__(self) -> None:
+        self._event: threading.Event | None = None
+
+    @contextmanager
+    def on(self, event: threading.Event) -> Iterator[None]:
+        self._event = event
+        try:
+            yield
+        finally:
+            self._event = None  # calls outside the answerer's turns (chat, briefings) run to the end
+
+    def __call__(self, input_ids, logits) -> bool:
+        event = self._event
+        return event is not None and event.is_set()
 
 
 def _chat_template(path):

@@ -12,6 +12,7 @@ import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
+from contextlib import AbstractContextManager, closing, nullcontext
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -123,6 +124,7 @@ class LLMAnswerer:
                  timeout_s: float, retries: int, context_tokens: int,
                  retryable: tuple[type[BaseException], ...] = (),
                  not_retryable: tuple[type[BaseException], ...] = (), serialize: bool = False,
+                 stops_on: Callable[[threading.Event], AbstractContextManager] = lambda event: nullcontext(),
                  telemetry: Telemetry = NO_TELEMETRY) -> None:
         self.llm = llm
         self.backend = backend
@@ -135,6 +137,9 @@ class LLMAnswerer:
         self.not_retryable = not_retryable
         # In-process llama.cpp is one model state: calls take turns (within their deadline).
         self._turn = threading.Lock() if serialize else None
+        # Makes the model stop generating once a call is given up (at its deadline, or when the
+        # caller stops reading), so that it hands the turn on at once: see `Backend.stops_on`.
+        self._stops_on = stops_on
         # LLM calls may hang until their client times out; fallbacks get threads of their own, so
         # that hung calls never delay the answer that replaces them.
         self._pool = ThreadPoolExecutor(max_workers=32, thread_name_prefix=f"rag-llm-{backend}")
@@ -219,18 +224,23 @@ class LLMAnswerer:
         """Deltas from a worker thread through a queue, so that waiting for the next one is bounded."""
         deltas: queue.Queue = queue.Queue()
         stop = threading.Event()
+        began = threading.Event()  # the call has the model (its turn, a worker thread)
         done = object()
 
         def pump() -> None:
+            began.set()
             try:
                 def open_stream():
                     return self.llm.stream_chat(self._messages(prompt))
 
-                for chunk in self._with_retries(open_stream, deadline):
-                    if stop.is_set():
-                        break
-                    if chunk.delta:
-                        deltas.put(chunk.delta)
+                # Closed before the turn passes on, so the given-up generator never touches the model
+                # again (at the stop, llama.cpp is still yielding the tokens it held back).
+                with self._stops_on(stop), closing(self._with_retries(open_stream, deadline)) as stream:
+                    for chunk in stream:
+                        if stop.is_set():
+                            break
+                        if chunk.delta:
+                            deltas.put(chunk.delta)
                 deltas.put(done)
             except Exception as error:  # noqa: BLE001 (handed to the consumer, who falls back)
                 deltas.put(error)
@@ -241,6 +251,10 @@ class LLMAnswerer:
                 try:
                     item = deltas.get(timeout=max(0.0, deadline - time.monotonic()))
                 except queue.Empty:
+                    # The wait for the turn ends at this same deadline, and its own failure would come
+                    # too late to be read: say here which of the two the time went on.
+                    if not began.is_set():
+                        raise LLMFailed(f"the {self.backend} backend was busy for {self.timeout_s:g} s") from None
                     raise LLMFailed(
                         f"the {self.backend} backend did not finish within {self.timeout_s:g} s") from None
                 if item is done:
@@ -332,9 +346,14 @@ def _citations(kept, shown: dict[int, Numbered]) -> tuple[Citation, ...]:
 
 
 def _chain(first, rest: Iterator) -> Iterator:
-    if first is not None:
-        yield first
-    yield from rest
+    try:
+        if first is not None:
+            yield first
+        yield from rest
+    finally:
+        close = getattr(rest, "close", None)
+        if close is not None:  # closing the chain closes the stream, even before its second chunk
+            close()
 
 
 def _describe(error: BaseException) -> str:

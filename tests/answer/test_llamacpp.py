@@ -85,11 +85,20 @@ def test_in_process_llamacpp_streams(make_service):
 
 
 def test_in_process_llamacpp_times_out_and_falls_back(make_service):
-    # 300 tokens to write and 50 ms to write them: the deadline ends the call, not the model. (The
-    # abandoned call runs on to its end in its thread, which the interpreter waits for at exit.)
-    answer = make_service(llm_timeout_s=0.05, llm_max_answer_tokens=300).ask(VETO)
+    # 2,000 tokens to write and 50 ms to write them: the deadline ends the call.
+    svc = make_service(llm_timeout_s=0.05, llm_max_answer_tokens=2000)
+    answer = svc.ask(VETO)
     assert answer.backend == "extractive" and "Russia and China" in answer.text
     assert "within 0.05 s" in answer.fallback_reason
+
+    # It ends the model's work too: the next question gets the model's turn. (Had the call given up
+    # run on to its 2,000th token, which takes this model minutes, the next question would wait for
+    # the turn until its own deadline and fall back as "busy".) The same answerer, so the same turn,
+    # with a deadline long enough to tell the two apart; this model's nonsense may well not finish in
+    # it, and may hold its text back, so the test asks only whether the call had the model.
+    svc.answerer.timeout_s = 2
+    answer = svc.ask(VETO)
+    assert "busy" not in (answer.fallback_reason or ""), answer.fallback_reason
 
 
 @pytest.fixture(scope="module")
