@@ -115,10 +115,9 @@ class Retriever:
         indexes = self.store.indexes()
         allowed_chunks = allowed_sentences = None
         if not filters.empty:
-            allowed_chunks = self.store.docstore.rowids_matching(filters)
-            if len(allowed_chunks) == 0:
+            allowed_chunks, allowed_sentences = indexes.rowids_of(self.store.docstore.article_ids_matching(filters))
+            if allowed_chunks is not None and len(allowed_chunks) == 0:
                 return []
-            allowed_sentences = self.store.docstore.sentence_rowids_matching(filters)
         dense = indexes.dense(self.embedder.embed([query])[0], self.candidates, allowed_sentences,
                               None if filters.empty else filters)
         keyword = indexes.keywords.search(query, self.candidates, allowed_chunks)

@@ -596,6 +596,13 @@ class Docstore:
         ).fetchall()
         return np.array([r[0] for r in rows], dtype=np.int64), [r[1] for r in rows]
 
+    def article_ids_matching(self, filters: Filters) -> list[str]:
+        """Ids of the articles that pass the filters: a filtered search selects their rows from its
+        snapshot (`Indexes.rowids_of`), far cheaper than reading every matching row's id here."""
+        where, params = _filter_sql(filters)
+        sql = "SELECT a.id FROM articles a" + where
+        return [r[0] for r in self._db().execute(sql, params)]
+
     def rowids_matching(self, filters: Filters) -> np.ndarray:
         """Chunk rowids whose article passes the filters."""
         where, params = _filter_sql(filters)

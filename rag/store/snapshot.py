@@ -6,8 +6,9 @@ from __future__ import annotations
 
 import json
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import TypeVar
 
@@ -39,6 +40,21 @@ class Indexes:
     sentence_chunks: dict[int, tuple[int, ...]]
     chunk_articles: dict[int, str]
 
+    def rowids_of(self, article_ids: Iterable[str]) -> tuple[np.ndarray | None, np.ndarray | None]:
+        """(chunk rowids, sentence rowids) of these articles in this snapshot: what a filtered search
+        may return; None where that is every row (a search needs no id filter then). Read from
+        memory: listing most of BBC's 40k sentences from SQLite took 17 ms, more than the unfiltered
+        search itself, and filtering FAISS by 40k ids that are all of it cost 2 ms more."""
+        by = self._by_article
+        codes = np.fromiter((by.codes[a] for a in article_ids if a in by.codes), dtype=np.int64)
+        if len(codes) == len(by.codes):
+            return None, None
+        return by.chunks[np.isin(by.chunk_codes, codes)], by.sentences[np.isin(by.sentence_codes, codes)]
+
+    @cached_property
+    def _by_article(self) -> _RowsByArticle:
+        return _RowsByArticle.of(self.chunk_articles, self.sentence_chunks)
+
     def dense(self, query: np.ndarray, k: int, allowed_sentences: np.ndarray | None = None,
               filters: Filters | None = None) -> list[tuple[int, float]]:
         """Top-k (chunk rowid, cosine) where a chunk's cosine is its best sentence's. `filters`
@@ -48,6 +64,33 @@ class Indexes:
             for chunk in self.sentence_chunks.get(sentence, ()):
                 best.setdefault(chunk, score)  # hits come best first
         return list(best.items())[:k]
+
+
+@dataclass(frozen=True)
+class _RowsByArticle:
+    """Chunk and sentence rowids beside a code for the article of each, so that the rows of some
+    articles are one vectorised membership test."""
+
+    codes: dict[str, int]  # article id → code
+    chunks: np.ndarray
+    chunk_codes: np.ndarray
+    sentences: np.ndarray
+    sentence_codes: np.ndarray
+
+    @staticmethod
+    def of(chunk_articles: dict[int, str], sentence_chunks: dict[int, tuple[int, ...]]) -> _RowsByArticle:
+        codes = {article: n for n, article in enumerate(dict.fromkeys(chunk_articles.values()))}
+        chunk_code = {chunk: codes[article] for chunk, article in chunk_articles.items()}
+        # A sentence's chunks are all of its article; one that lost its chunks (deleted since) has none.
+        held = [(sentence, chunk_code[chunks[0]]) for sentence, chunks in sentence_chunks.items()
+                if chunks and chunks[0] in chunk_code]
+        return _RowsByArticle(
+            codes,
+            np.fromiter(chunk_code.keys(), dtype=np.int64, count=len(chunk_code)),
+            np.fromiter(chunk_code.values(), dtype=np.int64, count=len(chunk_code)),
+            np.array([sentence for sentence, _ in held], dtype=np.int64),
+            np.array([code for _, code in held], dtype=np.int64),
+        )
 
 
 def load(index_dir: Path, model: str, dimension: int, vectors: VectorStore,

@@ -60,11 +60,13 @@ class Asked:
 DatedBetween = Callable[[datetime | None, datetime | None], bool]
 
 
-def asked(question: str, filters: Filters, as_of: datetime, newest_stored: datetime | None = None,
+def asked(question: str, filters: Filters, as_of: datetime, newest_stored: datetime | None,
           dated_between: DatedBetween | None = None) -> Asked:
     """Resolve `question`'s time words against `as_of` (in its zone) and add the window and the
-    asking date to `filters`. The asking date filters nothing when no stored article is newer
-    (`newest_stored`), which spares every question asked "now" a filtered search.
+    asking date to `filters`. The asking date filters nothing when no stored article is dated after
+    it (`newest_stored`: the newest date stored, None when no article is dated; an undated article
+    is never after the asking date), which spares every question asked "now" a filtered search: on
+    the undated BBC corpus that search took 33 ms where the unfiltered one takes 11.
 
     The time words are not matched as terms when they are about publication dates: always when the
     index holds dated articles inside the window (`dated_between`), never when it holds no dated
@@ -79,7 +81,7 @@ def asked(question: str, filters: Filters, as_of: datetime, newest_stored: datet
             start = datetime.combine(window.start, time.min, zone)
         if window.end is not None:
             end = datetime.combine(window.end + timedelta(days=1), time.min, zone)
-    bound = as_of if newest_stored is None or newest_stored > as_of else None
+    bound = as_of if newest_stored is not None and newest_stored > as_of else None
     if filters.as_of is not None:  # a caller's own bound stays (the earlier of the two)
         bound = min(filters.as_of, bound) if bound is not None else filters.as_of
     if window is None:  # a caller's own window stays

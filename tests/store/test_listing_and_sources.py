@@ -1,6 +1,6 @@
 """What the staff page and the feed poller read and write in the docstore, the same on SQLite
-and PostgreSQL: articles' author and date source, the article list and its facets, and polled
-sources with the items they listed."""
+and PostgreSQL: articles' author and date source, the article list and its facets, polled
+sources with the items they listed; and the articles a filtered search may return."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ import pytest
 from rag.chunking import Chunker
 from rag.errors import SourceNotFound
 from rag.indexer import embedded, sentences_of
+from rag.store.snapshot import Indexes
 from rag.types import Article, Filters, Source, SourceItem
 
 DIM = 8
@@ -160,3 +161,28 @@ def test_the_holder_of_a_text_is_found_whatever_its_id(docstore):
     assert copy.text_key == ARTICLES[0].text_key  # case and spacing aside, and only title and text
     assert docstore.holders([copy.text_key, ARTICLES[1].text_key, "absent"]) == {
         copy.text_key: "a1", ARTICLES[1].text_key: "a2"}
+
+
+@pytest.mark.parametrize(("filters", "passing"), [
+    (Filters(category="business"), ["a1", "a3", "a4"]),
+    (Filters(source="wire", since=(T0 - timedelta(days=1)).date()), ["a1", "a2"]),
+    (Filters(as_of=T0 + timedelta(days=1)), ["a1", "a3", "a4", "a5"]),  # undated articles pass
+    (Filters(window_start=T0 - timedelta(days=50), window_end=T0), ["a3", "a4", "a5"]),  # the end is excluded
+    (Filters(category="weather"), []),
+])
+def test_a_filtered_search_reads_the_rows_of_the_articles_the_filters_pass(docstore, filters, passing):
+    _put(docstore, *ARTICLES)
+    assert sorted(docstore.article_ids_matching(filters)) == passing
+    # Only the row maps are read: the snapshot's vectors and BM25 play no part in which rows pass.
+    snapshot = Indexes(0, None, None, docstore.sentence_chunks(), docstore.chunk_articles())
+    chunks, sentences = snapshot.rowids_of(docstore.article_ids_matching(filters))
+    assert sorted(chunks.tolist()) == sorted(docstore.rowids_matching(filters).tolist())
+    assert sorted(sentences.tolist()) == sorted(docstore.sentence_rowids_matching(filters).tolist())
+
+
+def test_a_filter_that_passes_every_article_selects_no_rows_to_search_among(docstore):
+    _put(docstore, *ARTICLES)
+    snapshot = Indexes(0, None, None, docstore.sentence_chunks(), docstore.chunk_articles())
+    everything = docstore.article_ids_matching(Filters(as_of=T0 + timedelta(days=30)))
+    assert sorted(everything) == sorted(a.id for a in ARTICLES)
+    assert snapshot.rowids_of(everything) == (None, None)  # searched without an id filter

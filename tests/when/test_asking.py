@@ -49,6 +49,15 @@ def test_an_asking_date_after_everything_stored_filters_nothing():
     assert found.filters.empty  # no filtered search for a question asked "now"
 
 
+def test_an_asking_date_filters_nothing_when_no_article_is_dated():
+    found = asked("Who bought Kidde?", Filters(category="money"), parse_as_of("1987-04-08", UTC), newest_stored=None)
+    assert found.filters.as_of is None and found.filters.category == "money"
+    # A caller's own bound stays, dated articles or not.
+    bounded = asked("Who bought Kidde?", Filters(as_of=parse_as_of("1987-03-01", UTC)), parse_as_of("1987-04-08", UTC),
+                    newest_stored=None)
+    assert bounded.filters.as_of == parse_as_of("1987-03-01", UTC)
+
+
 def _passage(article: str, day: int | None, score: float) -> Passage:
     return Passage(chunk_id=f"{article}:0", article_id=article, title=article, text="x", start=0, end=1,
                    sentences=(Span(0, 1),), score=score,
