@@ -399,6 +399,8 @@ def serve(ctx: click.Context, host: str | None, port: int | None) -> None:
     from rag.api.observe import configure_logging
 
     settings = _settings(ctx)
+    if settings.encoder_weights == "auto":  # a server embeds one question at a time: memory over speed
+        settings = ctx.obj["settings"] = settings.model_copy(update={"encoder_weights": "fp16"})
     host = host or settings.host
     configure_logging(settings.log_format)  # from here on every line is a log record (JSON if asked)
     say = logging.getLogger("rag.serve").info

@@ -67,7 +67,7 @@ def _load(settings: Settings, encoder: str) -> Embedder:
     from rag.embedding.export import open_checked
 
     return open_checked(name, onnx_precision(encoder), settings.embedding_path, settings.encoder_cache,
-                        settings.embed_batch_size)
+                        settings.embed_batch_size, fp16_weights=settings.encoder_weights == "fp16")
 
 
 @dataclass(frozen=True)

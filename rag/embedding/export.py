@@ -73,7 +73,7 @@ _CHECK_TEXTS = [
 
 def open_checked(name: str, precision: Precision = "fp32", path: Path | None = None,
                  cache_dir: Path | None = None, batch_size: int = 32, threads: int | None = None,
-                 reference: Embedder | None = None) -> OnnxEmbedder:
+                 reference: Embedder | None = None, fp16_weights: bool = False) -> OnnxEmbedder:
     """An `OnnxEmbedder` over the checked export of the model folder at `path` (the bundled one by
     default), exporting it first when the cache has none. `reference`: the torch embedder to check
     a new export against (loaded if needed)."""
@@ -81,7 +81,7 @@ def open_checked(name: str, precision: Precision = "fp32", path: Path | None = N
         raise ValueError(f"precision must be one of {sorted(MIN_COSINE)}, got {precision!r}")
     folder = ModelFolder.read(path or bundled_model_path())
     model_file = checked_export(folder, precision, cache_dir or default_cache_dir(), reference)
-    return OnnxEmbedder(name, folder, model_file, precision, batch_size, threads)
+    return OnnxEmbedder(name, folder, model_file, precision, batch_size, threads, fp16_weights)
 
 
 def export_stem(folder: ModelFolder, precision: Precision) -> str:
@@ -90,10 +90,10 @@ def export_stem(folder: ModelFolder, precision: Precision) -> str:
 
     versions = {pkg: md.version(pkg) for pkg in ("torch", "transformers", "onnx", "onnxruntime")}
     runtime = {}
-    if precision == "bf16":  # the check holds for this OpenVINO, this CPU's bf16 support and fp16 weights
+    if precision == "bf16":  # the check holds for this OpenVINO, this CPU's bf16 support and both weights
         versions["openvino"] = md.version("openvino")
         runtime["native_bf16"] = openvino_has_native_bf16()
-        runtime["weights"] = "fp16"
+        runtime["weights"] = "fp32+fp16"
     key = json.dumps({"weights": folder.weights_digest(), "precision": precision, "opset": OPSET, **runtime,
                       "export_version": EXPORT_VERSION,
                       "int8_block": INT8_BLOCK if precision == "int8" else None, "max_seq_length": folder.max_seq_length,
@@ -253,16 +253,18 @@ def _check_and_publish(folder: ModelFolder, precision: Precision, model: Path, t
 def agreement(folder: ModelFolder, model: Path, precision: Precision = "fp32",
               reference: Embedder | None = None) -> np.ndarray:
     """Each check text's least cosine between its ONNX vector and sentence-transformers' torch
-    vector, with the texts run alone, in shuffled groups of three, and all in one padded batch."""
+    vector, with the texts run alone, in shuffled groups of three, and all in one padded batch; for
+    bf16, with the weights held either way (`OnnxEmbedder`'s `fp16_weights`)."""
     torch_model = reference or SentenceTransformerEmbedder("check", folder.path)
     expected = torch_model.embed(_CHECK_TEXTS)
-    onnx = OnnxEmbedder("check", folder, model, precision=precision)
-    ids = onnx.token_ids(_CHECK_TEXTS)
-    least = np.ones(len(ids))
-    order = np.random.default_rng(0).permutation(len(ids))
-    for size in (1, 3, len(ids)):
-        for start in range(0, len(ids), size):
-            batch = order[start:start + size]
-            vectors = onnx.run_batch([ids[i] for i in batch])
-            least[batch] = np.minimum(least[batch], (vectors * expected[batch]).sum(axis=1))
+    least = np.ones(len(_CHECK_TEXTS))
+    order = np.random.default_rng(0).permutation(len(_CHECK_TEXTS))
+    for fp16_weights in ((False, True) if precision == "bf16" else (False,)):
+        onnx = OnnxEmbedder("check", folder, model, precision=precision, fp16_weights=fp16_weights)
+        ids = onnx.token_ids(_CHECK_TEXTS)
+        for size in (1, 3, len(ids)):
+            for start in range(0, len(ids), size):
+                batch = order[start:start + size]
+                vectors = onnx.run_batch([ids[i] for i in batch])
+                least[batch] = np.minimum(least[batch], (vectors * expected[batch]).sum(axis=1))
     return least

@@ -34,8 +34,9 @@ class OnnxEmbedder:
     """
 
     def __init__(self, name: str, folder: ModelFolder, model_file: Path, precision: Precision = "fp32",
-                 batch_size: int = 32, threads: int | None = None) -> None:
-        """Runs `model_file` as it is: `rag.embedding.export.open_checked` opens a checked export."""
+                 batch_size: int = 32, threads: int | None = None, fp16_weights: bool = False) -> None:
+        """Runs `model_file` as it is: `rag.embedding.export.open_checked` opens a checked export.
+        `fp16_weights`: OpenVINO (bf16) holds the weights in fp16 (`rag.config.Settings.encoder_weights`)."""
         from tokenizers import Tokenizer
 
         if precision not in MIN_COSINE:
@@ -57,7 +58,8 @@ class OnnxEmbedder:
         self._tokenizer.enable_truncation(self.max_tokens)
 
         threads = threads or len(os.sched_getaffinity(0))
-        self._forward = (_openvino_bf16 if self.precision == "bf16" else _onnxruntime)(model_file, threads)
+        self._forward = (_openvino_bf16(model_file, threads, fp16_weights) if self.precision == "bf16"
+                         else _onnxruntime(model_file, threads))
         # One run at a time, as for the torch model: each run already uses every core, and
         # concurrent runs from server threads would only contend for them.
         self._lock = threading.Lock()
@@ -128,7 +130,7 @@ def _onnxruntime(model_file: Path, threads: int) -> Forward:
     return forward
 
 
-def _openvino_bf16(model_file: Path, threads: int) -> Forward:
+def _openvino_bf16(model_file: Path, threads: int, fp16_weights: bool = False) -> Forward:
     """The fp32 graph with OpenVINO's CPU plugin told to multiply in bf16. Why not ONNX Runtime: its
     CPU kernels have no bf16 matmul, and its int8 ones lose more (least cosine 0.990 against 0.9999).
     Measured on BBC sentences (2 Zen 4 cores): 15k word pieces/s against 8.4k for fp32."""
@@ -137,10 +139,11 @@ def _openvino_bf16(model_file: Path, threads: int) -> Forward:
 
     core = openvino.Core()
     model = core.read_model(str(model_file))
-    # Weights stored in fp16 (what `openvino.save_model` does by default): the plugin multiplies in
-    # bf16 all the same, and the process holds 60 MB less (serving RSS, BBC: 253 → 193 MB for the
-    # encoder). Vectors move by cosine 5e-5 at most; the export check runs this same path.
-    compress_model_transformation(model)
+    if fp16_weights:
+        # Weights kept in fp16 (what `openvino.save_model` does by default): the plugin multiplies
+        # in bf16 all the same, widening them as it goes. The encoder's share of a server's memory
+        # fell 253 → 193 MB; vectors move by cosine 5e-5 at most (the export check runs both).
+        compress_model_transformation(model)
     compiled = core.compile_model(model, "CPU", {
         "INFERENCE_PRECISION_HINT": "bf16", "INFERENCE_NUM_THREADS": threads, "PERFORMANCE_HINT": "LATENCY"})
     del model  # the compiled model keeps what it needs
