@@ -603,12 +603,6 @@ class Docstore:
         sql = "SELECT a.id FROM articles a" + where
         return [r[0] for r in self._db().execute(sql, params)]
 
-    def rowids_matching(self, filters: Filters) -> np.ndarray:
-        """Chunk rowids whose article passes the filters."""
-        where, params = _filter_sql(filters)
-        sql = "SELECT c.rowid FROM chunks c JOIN articles a ON a.id = c.article_id" + where
-        return np.array([r[0] for r in self._db().execute(sql, params)], dtype=np.int64)
-
     def sentence_rowids_matching(self, filters: Filters) -> np.ndarray:
         """Sentence rowids whose article passes the filters."""
         where, params = _filter_sql(filters)

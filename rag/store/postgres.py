@@ -569,11 +569,6 @@ class PostgresDocstore:
         sql = "SELECT a.id FROM articles a" + where
         return [r[0] for r in self._all(sql, params)]
 
-    def rowids_matching(self, filters: Filters) -> np.ndarray:
-        where, params = _filter_sql(filters)
-        rows = self._all("SELECT c.rowid FROM chunks c JOIN articles a ON a.id = c.article_id" + where, params)
-        return np.array([r[0] for r in rows], dtype=np.int64)
-
     def sentence_rowids_matching(self, filters: Filters) -> np.ndarray:
         where, params = _filter_sql(filters)
         rows = self._all("SELECT s.rowid FROM sentences s JOIN articles a ON a.id = s.article_id" + where, params)
